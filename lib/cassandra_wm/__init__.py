@@ -1,0 +1,1 @@
+"""CASSANDRA world models."""

@@ -1,0 +1,28 @@
+"""Where the bundle keeps its inputs and outputs."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+ROOT = Path(os.environ.get("CASSANDRA_ROOT", Path(__file__).resolve().parents[2]))
+DATA = ROOT / "data"
+FIGURES = ROOT / "figures"
+NOTEBOOKS = ROOT / "notebooks"
+LLM_CACHE = DATA / "llm_cache"
+RUNS = ROOT / "runs"  # executed notebooks and run state (ignored by git)
+
+
+def data_dir(env_name: str, profile: str = "quick", create: bool = True) -> Path:
+    """Artifacts of one environment and profile: ``data/<profile>/<env>/``."""
+    p = DATA / profile / env_name
+    if create:
+        p.mkdir(parents=True, exist_ok=True)
+    return p
+
+
+def figures_dir(env_name: str, profile: str = "quick", create: bool = True) -> Path:
+    """Tables and figures of one environment and profile: ``figures/<profile>/<env>/``."""
+    p = FIGURES / profile / env_name
+    if create:
+        p.mkdir(parents=True, exist_ok=True)
+    return p
