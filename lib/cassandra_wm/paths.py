@@ -4,12 +4,14 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-ROOT = Path(os.environ.get("CASSANDRA_ROOT", Path(__file__).resolve().parents[2]))
-DATA = ROOT / "data"
-FIGURES = ROOT / "figures"
+ROOT = Path(__file__).resolve().parents[2]  # the repository
 NOTEBOOKS = ROOT / "notebooks"
+# Outputs go under CASSANDRA_OUT when set (tests point it at a temporary folder).
+OUT = Path(os.environ.get("CASSANDRA_OUT", ROOT))
+DATA = OUT / "data"
+FIGURES = OUT / "figures"
 LLM_CACHE = DATA / "llm_cache"
-RUNS = ROOT / "runs"  # executed notebooks and run state (ignored by git)
+RUNS = OUT / "runs"  # executed notebooks and run state (ignored by git)
 
 
 def data_dir(env_name: str, profile: str = "quick", create: bool = True) -> Path:
