@@ -1,0 +1,354 @@
+"""Turning transitions into the arrays the Bayesian network trains and samples on.
+
+For every node v (a modelled stochastic variable) the conditional of eq. 2 sees
+
+* the exogenous block, shared by all nodes: every variable of the previous
+  state, the action (one-hot name, numeric arguments, one-hot string choices),
+  the validity flag, and the deterministic variables of the next state;
+* the same-step values of v's parents in the DAG (node columns).
+
+Encoding rules, all statistics taken from the training transitions only:
+
+* numeric variable -> one column ``(value - mean) / std``; mean and std are
+  per variable, pooled over the previous and next states, so the same scale is
+  used for an input, a parent column and a target.  Missing or non-numeric
+  values become 0 (the mean) as inputs and are masked out as targets.
+* categorical variable -> one-hot over the spec's categories (or the sorted
+  categories seen in training when the spec lists none); unseen values are all
+  zeros as inputs and masked out as targets.
+* action -> one-hot over the spec's action names; each numeric argument of
+  each action is a column holding its standardised value on rows of that
+  action and 0 elsewhere; string arguments with choices are one-hot.
+* validity -> one column, 1.0 valid, 0.0 invalid.
+
+Numeric targets are the standardised next-state values; categorical targets
+are category indices.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+
+from ..envs.base import EnvSpec, coerce_action
+from .dag import bn_variables
+
+_MIN_STD = 1e-6
+
+
+def as_records(transitions: Any) -> list[dict]:
+    """Transitions as a list of dicts: accepts a list of records or a pandas DataFrame.
+
+    Each record needs ``state``, ``action`` and ``next_state``; ``valid`` defaults to True.
+    """
+    if transitions is None:
+        raise ValueError("no transitions given")
+    if hasattr(transitions, "to_dict") and hasattr(transitions, "columns"):
+        recs = transitions.to_dict("records")
+    else:
+        recs = list(transitions)
+    for i, r in enumerate(recs[:1]):
+        missing = [k for k in ("state", "action", "next_state") if k not in r]
+        if missing:
+            raise ValueError(f"transition {i} lacks {missing}; keys are {sorted(r)}")
+    return recs
+
+
+def _getter(pointer: str):
+    """A fast function state -> value at a JSON pointer (None when absent)."""
+    if pointer in ("", "/"):
+        raise ValueError("a variable cannot live at the root of the state")
+    toks = [t.replace("~1", "/").replace("~0", "~") for t in pointer[1:].split("/")]
+    if len(toks) == 1:
+        key = toks[0]
+
+        def get1(s):
+            try:
+                return s[key]
+            except (KeyError, TypeError, IndexError):
+                return None
+        return get1
+
+    def get(s):
+        cur = s
+        try:
+            for t in toks:
+                cur = cur[int(t)] if isinstance(cur, list) else cur[t]
+        except (KeyError, TypeError, IndexError, ValueError):
+            return None
+        return cur
+    return get
+
+
+def _to_float(v: Any) -> float:
+    if v is None or isinstance(v, str):
+        return math.nan
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+class Encoder:
+    """Feature layout and normalisation statistics for one spec and node set.
+
+    ``Encoder(spec, nodes).fit(train)``; then ``exogenous(transitions)`` or the
+    array path ``encode_exogenous(prev_states, actions, next_det, valid)`` give
+    the shared input block, ``node_columns`` the parent inputs and ``targets``
+    the training targets.
+    """
+
+    def __init__(self, spec: EnvSpec, nodes: Sequence[str] | None = None):
+        self.spec = spec
+        self.nodes = list(nodes) if nodes is not None else bn_variables(spec)
+        names = spec.variable_names()
+        bad = [n for n in self.nodes if n not in names]
+        if bad:
+            raise ValueError(f"unknown node variables {bad}; variables are {names}")
+        det = [n for n in self.nodes if spec.variable(n).kind != "stochastic"]
+        if det:
+            raise ValueError(f"nodes must be stochastic variables; {det} are deterministic")
+        self.fitted = False
+        self.num_stats: dict[str, tuple[float, float]] = {}
+        self.categories: dict[str, list] = {}
+        self.arg_stats: dict[str, tuple[float, float]] = {}  # "action.arg" -> (mean, std)
+        self._getters = {v.name: _getter(v.path) for v in spec.variables}
+
+    # -- fitting -------------------------------------------------------
+    def fit(self, transitions: Any) -> "Encoder":
+        """Compute normalisation statistics and categories from training transitions."""
+        recs = as_records(transitions)
+        if not recs:
+            raise ValueError("cannot fit an encoder on zero transitions")
+        for v in self.spec.variables:
+            get = self._getters[v.name]
+            vals = [get(r["state"]) for r in recs] + [get(r["next_state"]) for r in recs]
+            if v.type == "categorical":
+                if v.categories:
+                    self.categories[v.name] = list(v.categories)
+                else:
+                    seen = {x for x in vals if x is not None}
+                    self.categories[v.name] = sorted(seen, key=lambda x: (str(type(x)), str(x)))
+            else:
+                arr = np.array([_to_float(x) for x in vals], dtype=np.float64)
+                arr = arr[np.isfinite(arr)]
+                if arr.size == 0:
+                    self.num_stats[v.name] = (0.0, 1.0)
+                else:
+                    self.num_stats[v.name] = (float(arr.mean()), float(max(arr.std(), _MIN_STD)))
+        per_arg: dict[str, list[float]] = {}
+        for a in self.spec.actions:
+            for arg in a.args:
+                if arg.type in ("int", "float"):
+                    per_arg[f"{a.name}.{arg.name}"] = []
+        for r in recs:
+            act = self._action(r["action"])
+            if act is None:
+                continue
+            for k, x in (act.get("args") or {}).items():
+                key = f"{act['name']}.{k}"
+                if key in per_arg:
+                    fx = _to_float(x)
+                    if math.isfinite(fx):
+                        per_arg[key].append(fx)
+        for key, xs in per_arg.items():
+            if xs:
+                arr = np.asarray(xs, dtype=np.float64)
+                self.arg_stats[key] = (float(arr.mean()), float(max(arr.std(), _MIN_STD)))
+            else:
+                self.arg_stats[key] = (0.0, 1.0)
+        self.fitted = True
+        self._build_layout()
+        return self
+
+    def _build_layout(self) -> None:
+        names: list[str] = []
+        for v in self.spec.variables:
+            if v.type == "categorical":
+                names += [f"prev.{v.name}={c}" for c in self.categories[v.name]]
+            else:
+                names.append(f"prev.{v.name}")
+        self._action_index = {a.name: i for i, a in enumerate(self.spec.actions)}
+        names += [f"action={a.name}" for a in self.spec.actions]
+        self._arg_cols: dict[tuple[str, str], Any] = {}
+        for a in self.spec.actions:
+            for arg in a.args:
+                if arg.type in ("int", "float"):
+                    self._arg_cols[(a.name, arg.name)] = len(names)
+                    names.append(f"arg.{a.name}.{arg.name}")
+                elif arg.choices:
+                    cols = {}
+                    for c in arg.choices:
+                        cols[c] = len(names)
+                        names.append(f"arg.{a.name}.{arg.name}={c}")
+                    self._arg_cols[(a.name, arg.name)] = cols
+        names.append("valid")
+        self._det_names = [v.name for v in self.spec.variables if v.kind == "deterministic"]
+        for n in self._det_names:
+            v = self.spec.variable(n)
+            if v.type == "categorical":
+                names += [f"next.{n}={c}" for c in self.categories[n]]
+            else:
+                names.append(f"next.{n}")
+        self.feature_names = names
+        self.n_exo = len(names)
+        self.node_width = {n: (len(self.categories[n]) if self.is_categorical(n) else 1) for n in self.nodes}
+
+    # -- small look-ups ------------------------------------------------
+    def is_categorical(self, name: str) -> bool:
+        return self.spec.variable(name).type == "categorical"
+
+    def n_classes(self, node: str) -> int:
+        return len(self.categories[node])
+
+    def _check(self) -> None:
+        if not self.fitted:
+            raise RuntimeError("Encoder.fit(train) must be called first")
+
+    def _action(self, a: Any) -> dict | None:
+        try:
+            return coerce_action(a)
+        except Exception:
+            return None
+
+    def _encode_vars(self, states: Sequence[dict], names: Iterable[str], out: np.ndarray, col: int) -> int:
+        for n in names:
+            get = self._getters[n]
+            if self.is_categorical(n):
+                cats = self.categories[n]
+                idx = {c: i for i, c in enumerate(cats)}
+                for i, s in enumerate(states):
+                    j = idx.get(get(s)) if s is not None else None
+                    if j is not None:
+                        out[i, col + j] = 1.0
+                col += len(cats)
+            else:
+                m, sd = self.num_stats[n]
+                vals = np.fromiter((_to_float(get(s)) for s in states), dtype=np.float64, count=len(states))
+                z = (vals - m) / sd
+                z[~np.isfinite(z)] = 0.0
+                out[:, col] = z
+                col += 1
+        return col
+
+    # -- the array path ------------------------------------------------
+    def encode_exogenous(self, prev_states: Sequence[dict], actions: Sequence[Any],
+                         next_det: Sequence[dict], valid: Sequence[bool] | None = None) -> np.ndarray:
+        """The shared input block, float32 array of shape (n, n_exo).
+
+        ``prev_states`` are full previous states, ``actions`` action dicts (or
+        their text form; an unknown action encodes as all zeros), ``next_det``
+        states holding at least the next step's deterministic variables, and
+        ``valid`` the validity flags (all True when omitted).
+        """
+        self._check()
+        n = len(prev_states)
+        if len(actions) != n or len(next_det) != n:
+            raise ValueError(f"prev_states, actions and next_det differ in length: "
+                             f"{n}, {len(actions)}, {len(next_det)}")
+        if valid is not None and len(valid) != n:
+            raise ValueError(f"valid has length {len(valid)}, expected {n}")
+        out = np.zeros((n, self.n_exo), dtype=np.float64)
+        col = self._encode_vars(prev_states, [v.name for v in self.spec.variables], out, 0)
+        a0 = col
+        col += len(self.spec.actions)
+        for i, a in enumerate(actions):
+            act = a if (isinstance(a, dict) and isinstance(a.get("name"), str)
+                        and isinstance(a.get("args", {}), dict)) else self._action(a)
+            if act is None:
+                continue
+            j = self._action_index.get(act["name"])
+            if j is None:
+                continue
+            out[i, a0 + j] = 1.0
+            for k, x in (act.get("args") or {}).items():
+                c = self._arg_cols.get((act["name"], k))
+                if c is None:
+                    continue
+                if isinstance(c, dict):
+                    cc = c.get(x)
+                    if cc is not None:
+                        out[i, cc] = 1.0
+                else:
+                    m, sd = self.arg_stats[f"{act['name']}.{k}"]
+                    fx = (_to_float(x) - m) / sd
+                    out[i, c] = fx if math.isfinite(fx) else 0.0
+        col = self.feature_names.index("valid")
+        out[:, col] = 1.0 if valid is None else np.asarray(valid, dtype=np.float64)
+        self._encode_vars(next_det, self._det_names, out, col + 1)
+        return out.astype(np.float32)
+
+    def exogenous(self, transitions: Any) -> np.ndarray:
+        """The shared input block of recorded transitions."""
+        recs = as_records(transitions)
+        return self.encode_exogenous([r["state"] for r in recs], [r["action"] for r in recs],
+                                     [r["next_state"] for r in recs],
+                                     [bool(r.get("valid", True)) for r in recs])
+
+    def encode_node_values(self, states: Sequence[dict]) -> dict[str, np.ndarray]:
+        """Each node's input columns (n, width) from states holding the node values."""
+        self._check()
+        out = {}
+        for n in self.nodes:
+            arr = np.zeros((len(states), self.node_width[n]), dtype=np.float64)
+            self._encode_vars(states, [n], arr, 0)
+            out[n] = arr.astype(np.float32)
+        return out
+
+    def node_columns(self, transitions: Any) -> dict[str, np.ndarray]:
+        """Parent-input columns of every node from the recorded next states."""
+        recs = as_records(transitions)
+        return self.encode_node_values([r["next_state"] for r in recs])
+
+    def targets(self, transitions: Any) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """``{node: (y, mask)}``: standardised float targets or int category indices, and a bool mask
+        of usable rows (value present and known)."""
+        self._check()
+        recs = as_records(transitions)
+        out = {}
+        for n in self.nodes:
+            get = self._getters[n]
+            vals = [get(r["next_state"]) for r in recs]
+            if self.is_categorical(n):
+                idx = {c: i for i, c in enumerate(self.categories[n])}
+                y = np.array([idx.get(x, -1) for x in vals], dtype=np.int64)
+                out[n] = (np.maximum(y, 0), y >= 0)
+            else:
+                m, sd = self.num_stats[n]
+                y = (np.array([_to_float(x) for x in vals], dtype=np.float64) - m) / sd
+                mask = np.isfinite(y)
+                out[n] = (np.where(mask, y, 0.0).astype(np.float32), mask)
+        return out
+
+    # -- raw values <-> standardised values ------------------------------
+    def to_raw(self, node: str, z: np.ndarray) -> np.ndarray:
+        m, sd = self.num_stats[node]
+        return np.asarray(z, dtype=np.float64) * sd + m
+
+    def to_z(self, node: str, x: np.ndarray) -> np.ndarray:
+        m, sd = self.num_stats[node]
+        return (np.asarray(x, dtype=np.float64) - m) / sd
+
+    # -- persistence ---------------------------------------------------
+    def to_dict(self) -> dict:
+        """JSON-friendly statistics (the spec itself is not stored)."""
+        self._check()
+        return {"nodes": self.nodes, "num_stats": self.num_stats, "categories": self.categories,
+                "arg_stats": self.arg_stats, "feature_names": self.feature_names}
+
+    @classmethod
+    def from_dict(cls, spec: EnvSpec, d: dict) -> "Encoder":
+        """Rebuild a fitted encoder; raises ValueError if the spec's layout no longer matches."""
+        enc = cls(spec, d["nodes"])
+        enc.num_stats = {k: (float(v[0]), float(v[1])) for k, v in d["num_stats"].items()}
+        enc.categories = {k: list(v) for k, v in d["categories"].items()}
+        enc.arg_stats = {k: (float(v[0]), float(v[1])) for k, v in d["arg_stats"].items()}
+        enc.fitted = True
+        enc._build_layout()
+        if enc.feature_names != list(d["feature_names"]):
+            raise ValueError("the environment spec changed since this encoder was saved: feature layouts differ")
+        return enc
+
+
+__all__ = ["Encoder", "as_records"]
