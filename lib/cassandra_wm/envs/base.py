@@ -18,6 +18,7 @@ from __future__ import annotations
 import abc
 import ast
 import json
+import math
 from dataclasses import asdict, dataclass, field
 from typing import Any, Iterable, Literal
 
@@ -267,12 +268,17 @@ def check_args(spec: ActionSpec, args: dict) -> str | None:
         if a.name not in args:
             return f"{spec.name}: missing argument {a.name!r}"
         v = args[a.name]
-        if a.type == "int":
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or float(v) != int(v):
-                return f"{spec.name}: {a.name} must be an integer, got {v!r}"
-        elif a.type == "float":
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or v != v:
+        if a.type in ("int", "float"):
+            if isinstance(v, bool) or not isinstance(v, (int, float)):
                 return f"{spec.name}: {a.name} must be a number, got {v!r}"
+            try:
+                fv = float(v)
+            except OverflowError:
+                return f"{spec.name}: {a.name}={v!r} is out of range"
+            if not math.isfinite(fv):
+                return f"{spec.name}: {a.name} must be a finite number, got {v!r}"
+            if a.type == "int" and fv != int(fv):
+                return f"{spec.name}: {a.name} must be an integer, got {v!r}"
         elif a.type == "str":
             if not isinstance(v, str):
                 return f"{spec.name}: {a.name} must be a string, got {v!r}"
