@@ -354,8 +354,8 @@ class Refinement:
         if self.op == "remove":
             return f"remove {self.target}"
         f = self.function
-        what = f"{f.kind} {f.name}" + (f" of {f.action}" if f.action else "")
-        return f"{self.op} {self.target + ' with ' if self.op == 'replace' else ''}{what}"
+        what = f"{f.kind} function {f.name}()" + (f" of {f.action}" if f.action else "")
+        return f"replace {self.target} with {what}" if self.op == "replace" else f"add {what}"
 
     def apply(self, model: CodeModel, version: int | None = None) -> CodeModel:
         """The model after this edit (``model`` itself is left alone)."""

@@ -1,0 +1,571 @@
+"""Prompts and reply parsing for the code stream: initial phi and refinement proposals.
+
+The prompts follow the structure of the paper's appendix F.1 (a background block with the manual,
+state and action specifications; JSON-patch instructions; the three function formats; the
+deterministic-variable specification; a JSON output format) in our own wording, kept compact
+because the default model is tiny.
+
+* :func:`init_code` asks, per action, for an action function plus its precondition functions,
+  then once for the dynamic function.  No transition data is used: the example state in the
+  prompt is built from the spec (placeholder values), never from observations.
+* :func:`propose_refinements` shows one failing transition, the error type and the functions
+  involved, and asks for K refinements (add, remove or replace one function each).
+
+Replies are requested as JSON (with a schema, so backends that support structured output
+constrain them).  Every reply is checked and anything unusable is dropped with a logged reason:
+no JSON and no code, code fields without a ``def``, unknown actions or function ids, unknown
+operations.  Code that does not parse is *kept* (it is what the LLM wrote) and fails in the
+sandbox as an E_exec error, which refinement can then replace.  An action whose reply yields no
+function at all is recorded in ``CodeModel.empty_actions`` with the reason.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+from ..envs.base import EnvSpec, format_action
+from ..llm.base import ChatClient, Reply, parse_json_reply
+from ._policy import ALLOWED_MODULES, PolicyError, check_source
+from .errors import ERROR_MEANING, Transition, true_det
+from .model import CodeFunction, CodeModel, Proposal, Refinement, RefinementError, make_function
+from .sandbox import ExecResult
+
+log = logging.getLogger(__name__)
+
+# Bumped whenever a prompt changes, so replayed answers to an older wording are not mixed in.
+PROMPT_VERSION = "code-v1"
+STATE_CHARS = 2500  # cap on a JSON state shown in a prompt
+CODE_CHARS = 2500  # cap on one function's source shown in a prompt
+DESC_CHARS = 400
+
+# -- prompt pieces ---------------------------------------------------------------------------
+
+PATCH_GUIDE = """JSON patches (RFC 6902). Action and dynamic functions return a Python list of
+operations; each operation is a dict with "op", "path" and usually "value":
+- "replace": set an existing value, e.g. {"op": "replace", "path": "/price", "value": 4.5}
+- "add": create a value (or overwrite it); for lists, "/items/0" inserts at index 0 and "/items/-" appends
+- "remove": delete a value, e.g. {"op": "remove", "path": "/items/2"}
+"path" is a JSON pointer: "/" then the keys from the root, list positions as numbers ("/a/0/b").
+Compute every value in Python first; the patch holds plain numbers, strings, booleans, lists or
+dicts. Change single values, not whole objects. An empty list [] means "no change"."""
+
+FORMATS = """Function formats (plain Python functions; no classes, files, network or printing needed):
+- action function: def <name>(state, action): ... return <list of patch operations>
+  It describes what the action itself does and may assume all of the action's preconditions hold.
+- precondition function: def <name>(state, action): ... return (ok, feedback)
+  ok is True when the action may be taken, False otherwise; feedback is a short string saying why
+  it failed ("ok" when it passes). Each precondition checks one rule only.
+- dynamic function: def <name>(state): ... return <list of patch operations>
+  It describes the change that happens every step whatever the action.
+`state` is the JSON state as a dict; `action` is a dict {"name": <action name>, "args": {<argument>: <value>}}.
+Only these imports are allowed: """ + ", ".join(sorted(ALLOWED_MODULES)) + "."
+
+ORDER = """How the functions are used to predict one step: first every precondition of the action is
+checked; only if all pass is the action function's patch applied; then the dynamic function's
+patch is applied to the result, whether or not the action went through."""
+
+
+def example_state(spec: EnvSpec) -> dict:
+    """A state with every declared variable at a placeholder value (its lower bound, first category or 0).
+
+    Built from the spec alone, so code initialisation sees the shape of a state without any data.
+    """
+    state: dict = {}
+    for v in spec.variables:
+        if v.type == "categorical":
+            val: Any = v.categories[0] if v.categories else ""
+        else:
+            val = v.low if v.low is not None else 0
+            if v.integer and isinstance(val, float):
+                val = int(val)
+        toks = [t for t in v.path.split("/")[1:]]
+        cur = state
+        for tok in toks[:-1]:
+            cur = cur.setdefault(tok, {})
+        if toks:
+            cur[toks[-1]] = val
+    return state
+
+
+def _clip(text: str, n: int) -> str:
+    return text if len(text) <= n else text[:n] + " ...(cut)"
+
+
+def _json(obj: Any, n: int = STATE_CHARS) -> str:
+    return _clip(json.dumps(obj, default=str, sort_keys=True), n)
+
+
+def background(spec: EnvSpec, state_example: dict | None = None) -> str:
+    """Manual, variables, actions and a state example: the shared opening of every prompt."""
+    ex = state_example if state_example is not None else example_state(spec)
+    return (f"ENVIRONMENT: {spec.name}\n{spec.manual.strip()}\n\n"
+            f"STATE VARIABLES (name, kind, type, range, JSON pointer: meaning):\n{spec.describe_variables()}\n"
+            f"Example of the state's shape (placeholder values): {_json(ex)}\n\n"
+            f"ACTIONS:\n{spec.describe_actions()}")
+
+
+def det_spec(spec: EnvSpec) -> str:
+    return ("DETERMINISTIC VARIABLES (the only ones the functions may change; every other path is "
+            f"read-only):\n{spec.describe_variables('deterministic')}")
+
+
+# -- output schemas --------------------------------------------------------------------------
+
+_STR = {"type": "string"}
+INIT_ACTION_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "action_name": _STR, "action_description": _STR, "code": _STR,
+        "preconditions": {"type": "array", "items": {
+            "type": "object", "properties": {"precondition_description": _STR, "code": _STR},
+            "required": ["precondition_description", "code"]}},
+    },
+    "required": ["action_name", "action_description", "code", "preconditions"],
+}
+INIT_DYNAMIC_SCHEMA = {
+    "type": "object", "properties": {"dynamic_description": _STR, "code": _STR},
+    "required": ["dynamic_description", "code"],
+}
+REFINE_SCHEMA = {
+    "type": "object",
+    "properties": {"refinements": {"type": "array", "items": {
+        "type": "object",
+        "properties": {"operation": {"type": "string", "enum": ["add", "remove", "replace"]},
+                       "function_id": _STR,
+                       "kind": {"type": "string", "enum": ["action", "precondition", "dynamic"]},
+                       "action": _STR, "description": _STR, "code": _STR},
+        "required": ["operation", "function_id", "kind", "action", "description", "code"]}}},
+    "required": ["refinements"],
+}
+
+
+def init_action_messages(spec: EnvSpec, action: str, state_example: dict | None = None) -> list[dict]:
+    """Messages asking for one action's action function and precondition functions."""
+    a = spec.action(action)
+    system = (
+        "You are writing a world model: Python code that predicts how an environment's state changes.\n\n"
+        f"{background(spec, state_example)}\n\n{det_spec(spec)}\n\n{PATCH_GUIDE}\n\n{FORMATS}\n\n{ORDER}\n"
+        "Put only the direct effect of the action in the action function: change that happens every "
+        "step regardless of the action belongs to the dynamic function. Write one precondition "
+        "function per rule the manual states for this action (argument limits, costs that must be "
+        "affordable, capacities, maximum levels...), each general enough for any state.\n\n"
+        "Answer with a single JSON object:\n"
+        '{"action_name": "<the action>", "action_description": "<what the action changes>", '
+        '"code": "<Python source of the action function>", "preconditions": '
+        '[{"precondition_description": "<the rule>", "code": "<Python source>"}, ...]}')
+    args = ", ".join(f"{x.name}: {x.type}" + (f" in [{x.low}, {x.high}]" if x.low is not None or x.high is not None else "")
+                     for x in a.args)
+    user = (f"Write the action function and the precondition functions of this action:\n"
+            f"{a.name}({args}): {a.description}")
+    return [{"role": "system", "content": system}, {"role": "user", "content": user}]
+
+
+def init_dynamic_messages(spec: EnvSpec, state_example: dict | None = None) -> list[dict]:
+    """Messages asking for the dynamic function."""
+    system = (
+        "You are writing a world model: Python code that predicts how an environment's state changes.\n\n"
+        f"{background(spec, state_example)}\n\n{det_spec(spec)}\n\n{PATCH_GUIDE}\n\n{FORMATS}\n\n{ORDER}\n"
+        "The dynamic function captures every change to the deterministic variables that happens on its "
+        "own, step after step, independent of the action (combine several such effects in one function). "
+        "If the deterministic variables never change on their own, return an empty patch.\n\n"
+        "Answer with a single JSON object:\n"
+        '{"dynamic_description": "<what changes every step>", "code": "<Python source of the dynamic function>"}')
+    user = "Write the dynamic function for the deterministic variables listed above."
+    return [{"role": "system", "content": system}, {"role": "user", "content": user}]
+
+
+def _show_function(f: CodeFunction) -> str:
+    owner = f" of action {f.action}" if f.action else ""
+    desc = f"\ndescription: {_clip(f.description.strip(), DESC_CHARS)}" if f.description.strip() else ""
+    return f"function_id: {f.fid} ({f.kind}{owner}){desc}\n```python\n{_clip(f.source.rstrip(), CODE_CHARS)}\n```"
+
+
+def refine_messages(spec: EnvSpec, model: CodeModel, tr: Transition, result: ExecResult, error_type: str,
+                    culprits: Sequence[str], k: int = 3, state_example: dict | None = None) -> list[dict]:
+    """Messages asking for ``k`` refinements after phi got transition ``tr`` wrong."""
+    system = (
+        "You improve a world model: a set of Python functions that predict how an environment's state "
+        "changes after an action.\n\n"
+        f"{background(spec, state_example)}\n\n{det_spec(spec)}\n\n{PATCH_GUIDE}\n\n{FORMATS}\n\n{ORDER}\n\n"
+        "You are shown one step the functions got wrong, the kind of error, and the functions involved. "
+        "Work out what is wrong, then propose refinements. Each refinement does exactly one of:\n"
+        "- add: a new function (give kind, action for action/precondition functions, description and code);\n"
+        "- remove: an existing function (give its function_id);\n"
+        "- replace: an existing function with new code (give its function_id, description and code).\n"
+        "There is one action function per action and one dynamic function; preconditions can be many, "
+        "each checking one rule. Use the exact function_id shown. Assume the manual above holds every "
+        "rule you need.\n\n"
+        "Answer with a single JSON object:\n"
+        '{"refinements": [{"operation": "add|remove|replace", "function_id": "<id, empty for add>", '
+        '"kind": "action|precondition|dynamic", "action": "<action name, empty for dynamic>", '
+        '"description": "<what the function does>", "code": "<Python source, empty for remove>"}]}')
+    aname = tr.action.get("name", "?")
+    try:
+        atext = format_action(tr.action)
+    except Exception:
+        atext = str(tr.action)
+    lines = [f"Error type: {error_type}: {ERROR_MEANING.get(error_type, '')}.", "", "The step:",
+             f"state before: {_json(tr.state)}", f"action: {atext}",
+             "observed: the action " + ("was carried out" if tr.valid else
+                                       f"was refused ({tr.error})" if tr.error else "was refused"),
+             "predicted: the action " + ("would be carried out" if result.valid else
+                                        "would be refused by " + ", ".join(result.failed or ["a precondition"]))]
+    if result.feedback:
+        lines.append("precondition feedback: " + "; ".join(_clip(x, 200) for x in result.feedback[:5]))
+    truth = true_det(spec, tr.next_state)
+    pred = {n: ("<removed>" if n in result.missing else v) for n, v in result.det.items()}
+    lines += [f"observed deterministic values after the step: {_json(truth)}",
+              f"predicted deterministic values after the step: {_json(pred)}"]
+    if result.errors:
+        lines.append("execution errors:")
+        lines += [f"- {fid}: {_clip(msg, 300)}" for fid, msg in result.errors[:6]]
+    shown = [model.functions[f] for f in culprits if f in model.functions]
+    lines += ["", "Functions involved:" if shown else
+              f"Functions involved: none (phi has no function for this case; action {aname!r})."]
+    lines += [_show_function(f) for f in shown]
+    others = [f.fid for f in model.for_action(aname) if f.fid not in set(culprits)]
+    if others:
+        lines.append("Other functions used for this action: " + ", ".join(others))
+    lines += ["", f"Propose {k} refinement{'s' if k != 1 else ''} that would fix this error without "
+                  "breaking other steps."]
+    return [{"role": "system", "content": system}, {"role": "user", "content": "\n".join(lines)}]
+
+
+# -- reply parsing ---------------------------------------------------------------------------
+
+_FENCE = re.compile(r"```(?:python|py)?\s*\n(.*?)```", re.S)
+_CODE_FIELD = re.compile(r'"code"\s*:\s*"((?:[^"\\]|\\.)*)"', re.S)
+
+
+def clean_code(code: Any) -> str:
+    """Normalise a code field: strip fences and tags, undo double-escaped newlines, dedent."""
+    if not isinstance(code, str):
+        return ""
+    import textwrap
+
+    s = code
+    m = _FENCE.search(s)
+    if m:
+        s = m.group(1)
+    s = re.sub(r"^\s*</?code>[ \t]*\n?|\n?\s*</?code>\s*$", "", s.strip("\n"))
+    s = s.strip("`").strip("\n")
+    if s.startswith("python\n"):
+        s = s[len("python\n"):]
+    if "\n" not in s and "\\n" in s:
+        s = s.replace("\\n", "\n").replace("\\t", "    ").replace('\\"', '"')
+    s = textwrap.dedent(s.rstrip()).strip("\n")
+    return s + "\n" if s.strip() else ""
+
+
+def reply_object(reply: Reply) -> tuple[Any, str | None]:
+    """The JSON object of a reply (parsed by the backend or here), or (None, reason)."""
+    if isinstance(reply.parsed, (dict, list)):
+        return reply.parsed, None
+    obj, err = parse_json_reply(reply.text or "")
+    if obj is None:
+        return None, reply.parse_error or err or "no JSON in reply"
+    return obj, None
+
+
+def salvage_code(text: str) -> list[str]:
+    """Complete ``"code": "..."`` strings of a truncated JSON reply, else fenced Python blocks."""
+    out = []
+    for m in _CODE_FIELD.finditer(text or ""):
+        try:
+            out.append(json.loads('"' + m.group(1) + '"'))
+        except ValueError:
+            continue
+    if not out:
+        out = [m.group(1) for m in _FENCE.finditer(text or "")]
+    return [c for c in (clean_code(x) for x in out) if c]
+
+
+def _looks_like_precondition(code: str) -> bool:
+    return bool(re.search(r"return\s*\(?\s*(True|False|not\b|[^,\n]+,\s*['\"f])", code))
+
+
+def _usable(code: str) -> str | None:
+    """Why ``code`` cannot become a function (None when it can; parse errors are allowed)."""
+    if not code.strip():
+        return "empty code"
+    if not re.search(r"\bdef\s+[A-Za-z_]\w*\s*\(", code):
+        return "code has no function definition"
+    return None
+
+
+def _static_note(code: str, kind: str) -> str:
+    from .model import function_name_in
+    try:
+        check_source(code, function_name_in(code), kind)
+        return ""
+    except PolicyError as e:
+        return f"will fail in the sandbox: {e}"
+
+
+@dataclass
+class InitResult:
+    """The initial phi, a log entry per LLM call, and total token/time usage."""
+
+    model: CodeModel
+    log: list[dict] = field(default_factory=list)
+    usage: dict = field(default_factory=dict)
+
+
+def _usage(reply: Reply | None, seconds: float) -> dict:
+    u = dict(reply.usage) if reply is not None and reply.usage else {}
+    return {"prompt_tokens": int(u.get("prompt_tokens") or 0),
+            "completion_tokens": int(u.get("completion_tokens") or 0),
+            "seconds": float(u.get("seconds") if u.get("seconds") is not None else seconds)}
+
+
+def _chat(chat: ChatClient, messages, schema, max_tokens, temperature, seed, stage, sample_index=0):
+    t0 = time.perf_counter()
+    try:
+        reply = chat.chat(messages, schema=schema, temperature=temperature, seed=seed, max_tokens=max_tokens,
+                          sample_index=sample_index, stage=stage)
+        return reply, None, time.perf_counter() - t0
+    except Exception as e:  # a failed call is logged and costs this part of phi only
+        return None, f"chat call failed: {type(e).__name__}: {e}", time.perf_counter() - t0
+
+
+def parse_action_reply(reply: Reply, action: str, model: CodeModel) -> tuple[list[CodeFunction], list[str]]:
+    """Functions from an initialisation reply for ``action`` and the reasons for anything dropped."""
+    notes: list[str] = []
+    obj, err = reply_object(reply)
+    pieces: list[tuple[str, str, str]] = []  # (kind, code, description)
+    if isinstance(obj, dict):
+        named = obj.get("action_name")
+        if isinstance(named, str) and named.strip() and named.strip() != action:
+            notes.append(f"reply names action {named!r}; used for {action!r} anyway")
+        pieces.append(("action", clean_code(obj.get("code")), str(obj.get("action_description") or "")))
+        pres = obj.get("preconditions")
+        if pres is None:
+            pres = []
+        if not isinstance(pres, list):
+            notes.append(f"'preconditions' is a {type(pres).__name__}, not a list; ignored")
+            pres = []
+        for p in pres:
+            if isinstance(p, dict):
+                pieces.append(("precondition", clean_code(p.get("code")),
+                               str(p.get("precondition_description") or p.get("description") or "")))
+            elif isinstance(p, str):
+                pieces.append(("precondition", clean_code(p), ""))
+    else:
+        codes = salvage_code(reply.text)
+        notes.append(f"reply is not a JSON object ({err}); salvaged {len(codes)} code block(s) from the text")
+        for i, c in enumerate(codes):
+            pieces.append(("precondition" if (i > 0 or _looks_like_precondition(c)) else "action", c, ""))
+    fns: list[CodeFunction] = []
+    cur = model
+    for kind, code, desc in pieces:
+        why = _usable(code)
+        if why:
+            notes.append(f"{kind} function dropped: {why}")
+            continue
+        if kind == "action" and any(f.kind == "action" for f in fns):
+            kind = "precondition"
+        f = make_function(kind, action, code, cur, description=desc[:DESC_CHARS * 2], origin="llm")
+        note = _static_note(code, kind)
+        if note:
+            notes.append(f"{f.fid}: {note}")
+        fns.append(f)
+        cur = cur.with_function(f)
+    return fns, notes
+
+
+def parse_dynamic_reply(reply: Reply, model: CodeModel) -> tuple[list[CodeFunction], list[str]]:
+    notes: list[str] = []
+    obj, err = reply_object(reply)
+    if isinstance(obj, dict):
+        code, desc = clean_code(obj.get("code")), str(obj.get("dynamic_description") or "")
+    else:
+        codes = salvage_code(reply.text)
+        notes.append(f"reply is not a JSON object ({err}); salvaged {len(codes)} code block(s) from the text")
+        code, desc = (codes[0] if codes else ""), ""
+    why = _usable(code)
+    if why:
+        notes.append(f"dynamic function dropped: {why}")
+        return [], notes
+    f = make_function("dynamic", None, code, model, description=desc[:DESC_CHARS * 2], origin="llm", fid="dyn")
+    note = _static_note(code, "dynamic")
+    if note:
+        notes.append(f"{f.fid}: {note}")
+    return [f], notes
+
+
+def init_code(chat: ChatClient, spec: EnvSpec, actions: Sequence[str] | None = None,
+              state_example: dict | None = None, max_tokens: int = 600, temperature: float = 0.0,
+              seed: int | None = 0, stage: str | None = "02_code_init", progress: bool = True) -> InitResult:
+    """Initial phi from the manual and the specs alone: one call per action, one for the dynamic function.
+
+    Never raises because of a bad reply: each part that yields nothing is recorded in
+    ``model.empty_actions`` (or the log, for the dynamic function) with the reason.
+    """
+    from tqdm.auto import tqdm
+
+    names = list(actions) if actions is not None else [a.name for a in spec.actions]
+    for n in names:
+        spec.action(n)  # unknown names fail loudly here
+    model = CodeModel(env_name=spec.name, llm=getattr(chat, "model", "unknown"),
+                      notes={"prompt_version": PROMPT_VERSION, "source": "init"})
+    entries: list[dict] = []
+    total = {"prompt_tokens": 0, "completion_tokens": 0, "seconds": 0.0, "calls": 0}
+    parts = [("action", n) for n in names] + [("dynamic", None)]
+    for kind, name in tqdm(parts, desc="initial code", disable=not progress):
+        if kind == "action":
+            msgs, schema = init_action_messages(spec, name, state_example), INIT_ACTION_SCHEMA
+        else:
+            msgs, schema = init_dynamic_messages(spec, state_example), INIT_DYNAMIC_SCHEMA
+        reply, fail, secs = _chat(chat, msgs, schema, max_tokens, temperature, seed, stage)
+        use = _usage(reply, secs)
+        for k2 in ("prompt_tokens", "completion_tokens", "seconds"):
+            total[k2] += use[k2]
+        total["calls"] += 1
+        if reply is None:
+            fns, notes = [], [fail]
+        elif kind == "action":
+            fns, notes = parse_action_reply(reply, name, model)
+        else:
+            fns, notes = parse_dynamic_reply(reply, model)
+        for f in fns:
+            model = model.with_function(f)
+        if not fns:
+            reason = "; ".join(notes) or "no usable function in the reply"
+            if kind == "action":
+                model.empty_actions[name] = reason
+            log.info("initial code for %s: nothing usable (%s)", name or "dynamic", reason)
+        entries.append({"part": name or "dynamic", "kind": kind, "functions": [f.fid for f in fns],
+                        "notes": notes, **use,
+                        "reply_excerpt": _clip(reply.text if reply is not None else "", 600)})
+    model.notes["init_usage"] = total
+    return InitResult(model=model, log=entries, usage=total)
+
+
+_OP_WORDS = {"add": "add", "new": "add", "create": "add", "insert": "add", "remove": "remove",
+             "delete": "remove", "drop": "remove", "replace": "replace", "modify": "replace",
+             "update": "replace", "fix": "replace", "change": "replace", "edit": "replace"}
+
+
+def _kind_word(x: Any) -> str | None:
+    s = str(x or "").lower()
+    if "pre" in s or "condition" in s:
+        return "precondition"
+    if "dyn" in s:
+        return "dynamic"
+    if "act" in s:
+        return "action"
+    return None
+
+
+def _default_kind(error_type: str, tr: Transition, model: CodeModel, culprits: Sequence[str]) -> str:
+    if error_type in ("E_pf", "E_ps"):
+        return "precondition"
+    if error_type == "E_exec" and culprits and culprits[0] in model.functions:
+        return model.functions[culprits[0]].kind
+    return "action" if tr.valid else "dynamic"
+
+
+def parse_refinements(reply: Reply, spec: EnvSpec, model: CodeModel, tr: Transition, error_type: str,
+                      culprits: Sequence[str] = (), k: int = 3) -> tuple[list[Refinement], list[str]]:
+    """Refinements from a reply, at most ``k``, and the reasons for every item dropped."""
+    notes: list[str] = []
+    obj, err = reply_object(reply)
+    items: list = []
+    if isinstance(obj, dict):
+        items = obj.get("refinements")
+        if items is None and ("operation" in obj or "op" in obj):
+            items = [obj]
+        if not isinstance(items, list):
+            notes.append("reply has no 'refinements' list")
+            items = []
+    elif isinstance(obj, list):
+        items = obj
+    else:
+        codes = salvage_code(reply.text)
+        notes.append(f"reply is not JSON ({err}); salvaged {len(codes)} code block(s) as 'add' refinements")
+        items = [{"operation": "add", "code": c} for c in codes]
+    action_names = {a.name for a in spec.actions}
+    cur_action = tr.action.get("name")
+    out: list[Refinement] = []
+    for n, it in enumerate(items):
+        if len(out) >= k:
+            notes.append(f"only the first {k} usable refinements kept")
+            break
+        if not isinstance(it, dict):
+            notes.append(f"item {n}: not an object ({type(it).__name__})")
+            continue
+        op = _OP_WORDS.get(str(it.get("operation") or it.get("op") or it.get("type") or "").strip().lower())
+        if op is None:
+            notes.append(f"item {n}: unknown operation {it.get('operation') or it.get('op')!r}")
+            continue
+        fid = str(it.get("function_id") or it.get("id") or it.get("target") or "").strip()
+        note = ""
+        if op in ("remove", "replace") and fid not in model.functions:
+            same = [c for c in culprits if c in model.functions]
+            if op == "replace" and len(same) == 1:
+                note = f"unknown function_id {fid!r} read as {same[0]!r}, the only function involved"
+                fid = same[0]
+            elif op == "replace" and not fid:
+                op, note = "add", "replace without a function_id read as add"
+            else:
+                notes.append(f"item {n}: {op} of unknown function {fid!r}")
+                continue
+        if op == "remove":
+            out.append(Refinement("remove", target=fid, note=note))
+            continue
+        code = clean_code(it.get("code"))
+        why = _usable(code)
+        if why:
+            notes.append(f"item {n} ({op}): {why}")
+            continue
+        target = model.functions.get(fid) if op == "replace" else None
+        kind = _kind_word(it.get("kind") or it.get("function_type")) or (target.kind if target else None) \
+            or _default_kind(error_type, tr, model, culprits)
+        act = str(it.get("action") or it.get("action_name") or "").strip() or None
+        if kind == "dynamic":
+            act = None
+        else:
+            if act is None:
+                act = target.action if target is not None and target.action else cur_action
+            if act not in action_names:
+                notes.append(f"item {n}: unknown action {act!r}")
+                continue
+        try:
+            f = make_function(kind, act, code, model, description=str(it.get("description") or "")[:DESC_CHARS * 2],
+                              origin="llm")
+            out.append(Refinement(op, target=fid if op == "replace" else None, function=f, note=note))
+        except (ValueError, RefinementError) as e:
+            notes.append(f"item {n}: {e}")
+            continue
+        static = _static_note(code, kind)
+        if static:
+            out[-1].note = "; ".join(x for x in (out[-1].note, static) if x)
+    if not out and not notes:
+        notes.append("reply held no refinements")
+    return out, notes
+
+
+def propose_refinements(chat: ChatClient, spec: EnvSpec, model: CodeModel, transition: Transition,
+                        result: ExecResult, error_type: str, culprits: Sequence[str] = (), k: int = 3,
+                        state_example: dict | None = None, max_tokens: int = 700, temperature: float = 0.0,
+                        seed: int | None = 0, sample_index: int = 0, stage: str | None = "02_code_refine"
+                        ) -> Proposal:
+    """Ask for ``k`` refinements of ``model`` after it got ``transition`` wrong (one chat call)."""
+    msgs = refine_messages(spec, model, transition, result, error_type, culprits, k, state_example)
+    reply, fail, secs = _chat(chat, msgs, REFINE_SCHEMA, max_tokens, temperature, seed, stage, sample_index)
+    use = _usage(reply, secs)
+    if reply is None:
+        return Proposal(notes=[fail], usage=use, model=getattr(chat, "model", ""))
+    cands, notes = parse_refinements(reply, spec, model, transition, error_type, culprits, k)
+    return Proposal(candidates=cands, notes=notes, usage=use, reply_text=_clip(reply.text or "", 4000),
+                    model=reply.model or getattr(chat, "model", ""))
+
+
+__all__ = ["PROMPT_VERSION", "init_code", "propose_refinements", "InitResult", "example_state", "background",
+           "init_action_messages", "init_dynamic_messages", "refine_messages", "parse_action_reply",
+           "parse_dynamic_reply", "parse_refinements", "clean_code", "salvage_code",
+           "INIT_ACTION_SCHEMA", "INIT_DYNAMIC_SCHEMA", "REFINE_SCHEMA"]
