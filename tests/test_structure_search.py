@@ -194,7 +194,8 @@ def test_evaluate_prefers_the_scorers_objective():
     assert t["J"] == 42.0 and t["n_edges"] == 0
 
 
-def test_parallel_search_matches_serial_and_serves_the_prior(tmp_path):
+@pytest.mark.parametrize("start_method", ["fork", "spawn"])
+def test_parallel_search_matches_serial_and_serves_the_prior(tmp_path, start_method):
     nodes = list("abcde")
     target = {"a": [], "b": ["a"], "c": ["b"], "d": ["a"], "e": ["d", "c"]}
     inits = [random_dag(nodes, n_edges=3, seed=s) for s in range(2)]
@@ -210,7 +211,7 @@ def test_parallel_search_matches_serial_and_serves_the_prior(tmp_path):
     p_serial, p_par = CountingPrior(), CountingPrior()
     serial = search(inits, PlantedScorer(target), p_serial, steps=40, seed=5, processes=1, progress=False)
     par = search(inits, PlantedScorer(target), p_par, steps=40, seed=5, processes=2, progress=False,
-                 log_dir=tmp_path)
+                 log_dir=tmp_path, start_method=start_method)
     assert p_par.calls > 0  # workers asked the parent process
     for a, b in zip(serial.runs, par.runs):
         assert [r["J"] for r in a.log] == [r["J"] for r in b.log]
@@ -234,3 +235,56 @@ def test_ablation_graphs():
         assert is_acyclic(g) and n_edges(g) == min(k, 21)
     with pytest.raises(ValueError):
         random_chain(["a", "a"])
+
+
+# -- the DAG explorer's logic ---------------------------------------------------------
+
+def test_dag_explorer_model_edits_and_scores():
+    from cassandra_wm.structure.prior import EdgeFrequencyPrior
+    from cassandra_wm.widgets import DagExplorerModel
+
+    class Scorer(LinearGaussianScorer):
+        nodes = list("abcd")
+
+        def node_terms(self, parents):
+            return {v: self.node_term(v, parents[v]) for v in self.nodes}
+
+    scorer = Scorer(linear_gaussian_data(500, 0), linear_gaussian_data(300, 1))
+    graphs = {"true": TRUE_LG, "empty": independent_graph(list("abcd"))}
+    prior = EdgeFrequencyPrior([TRUE_LG])
+    m = DagExplorerModel(graphs, scorer, prior, lam1=10, lam2=1, true_edges=edges(TRUE_LG))
+    t = m.terms()
+    assert t["shd"] == 0 and t["n_edges"] == 3
+    assert math.isclose(t["J"], t["data"] + t["sparsity"] + t["prior"])
+    assert math.isclose(t["data"], scorer.data_term(TRUE_LG))
+    assert math.isclose(t["prior"], prior.log_prior(TRUE_LG))
+    ok, msg = m.toggle("d", "a")  # d -> a closes a -> c -> d -> a
+    assert not ok and "cycle" in msg and m.parents == TRUE_LG
+    ok, msg = m.toggle("c", "d")
+    assert ok and msg == "removed c -> d" and m.terms()["shd"] == 1
+    assert graphs["true"]["d"] == ["c"]  # stored graphs are never edited
+    m.set_lambdas(0.0, 0.0)
+    assert math.isclose(m.terms()["J"], scorer.data_term(m.parents))
+    with pytest.raises(ValueError):
+        m.set_lambdas(-1, 0)
+    m.select("empty")
+    assert m.terms()["n_edges"] == 0 and m.uncached_prior_nodes() == []
+    with pytest.raises(KeyError):
+        m.select("nope")
+    with pytest.raises(ValueError, match="cycle"):
+        DagExplorerModel({"bad": {"a": ["b"], "b": ["a"]}}, PlantedScorer({}))
+
+
+def test_dag_explorer_widget_builds_headless():
+    pytest.importorskip("ipywidgets")
+    from cassandra_wm.widgets import dag_explorer
+
+    class Scorer(PlantedScorer):
+        nodes = list("abc")
+
+        def node_terms(self, parents):
+            return {v: -float(len(parents[v])) for v in self.nodes}
+
+    box, model = dag_explorer({"g": {"a": [], "b": ["a"], "c": []}}, Scorer({}), None, show_predictions=True)
+    assert model.terms()["n_edges"] == 1
+    assert box.children  # built without errors; predictions report that this scorer has no conditionals

@@ -22,9 +22,10 @@ with J = data + sparsity + prior.  |V| is the number of modelled nodes.
   T, J, data, sparsity, prior, n_edges of the current graph after the step, plus the proposal's J
   and the best J so far.
 
-:func:`search` runs one annealing per initial DAG, in parallel processes (``spawn``; torch is
-limited to one thread per worker).  The scorer is pickled to each worker; give it a shared
-``cache_dir`` so workers reuse each other's fits.  The prior stays in the parent process (one
+:func:`search` runs one annealing per initial DAG, in parallel processes (torch is
+limited to one thread per worker).  Workers get the scorer by ``fork`` (inherited) or, where
+there is no fork, by pickling (``spawn``); give it a shared ``cache_dir`` so workers reuse each
+other's fits.  The prior stays in the parent process (one
 LLM client, one cache) and answers the workers' questions through a queue.
 """
 from __future__ import annotations
@@ -339,8 +340,15 @@ def _worker_init() -> None:
         pass
 
 
+# With the 'fork' start method the scorer reaches the workers through this dict (inherited memory,
+# no pickling); with 'spawn' it is pickled into each job.
+_INHERITED: dict = {}
+
+
 def _run_one(kwargs: dict) -> SearchResult:
     _worker_init()
+    if kwargs.get("scorer") is None:
+        kwargs = dict(kwargs, scorer=_INHERITED["scorer"])
     return anneal(**kwargs)
 
 
@@ -376,12 +384,13 @@ class SearchRuns:
 def search(init_dags: Sequence[Mapping[str, Sequence[str]]], scorer: Any, prior: Any = None, steps: int = 100,
            t0: float | None = None, alpha: float = 0.99, lam1: float = 10.0, lam2: float = 100.0, seed: int = 0,
            processes: int = 1, max_parents: int | None = None, log_dir: str | Path | None = None,
-           progress: bool = True, label: str = "search") -> SearchRuns:
+           progress: bool = True, label: str = "search", start_method: str | None = None) -> SearchRuns:
     """Anneal from every DAG of ``init_dags`` (run i uses seed ``seed + i``) and keep them all.
 
-    ``processes > 1`` runs the searches in that many worker processes (``spawn``); the scorer must
-    then be picklable, and the prior is served from this process.  With ``log_dir`` each run's
-    steps go to ``log_dir/<label>_run<i>.jsonl`` as they happen.
+    ``processes > 1`` runs the searches in that many worker processes.  ``start_method`` defaults
+    to ``fork`` where the platform has it (workers inherit the scorer, nothing is pickled) and
+    ``spawn`` elsewhere (the scorer must then be picklable).  The prior is always served from this
+    process.  With ``log_dir`` each run's steps go to ``log_dir/<label>_run<i>.jsonl`` as they happen.
     """
     if not init_dags:
         raise ValueError("search needs at least one initial DAG")
@@ -404,7 +413,20 @@ def search(init_dags: Sequence[Mapping[str, Sequence[str]]], scorer: Any, prior:
             runs.append(anneal(prior_fn=prior, progress=progress, **job))
         return SearchRuns(runs)
 
-    ctx = mp.get_context("spawn")
+    if start_method is None:
+        start_method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
+    ctx = mp.get_context(start_method)
+    if start_method == "fork":
+        _INHERITED["scorer"] = scorer
+        for job in jobs:
+            job["scorer"] = None
+    try:
+        return _search_pool(jobs, prior, processes, ctx, steps, label, progress)
+    finally:
+        _INHERITED.clear()
+
+
+def _search_pool(jobs, prior, processes, ctx, steps, label, progress) -> SearchRuns:
     with ctx.Manager() as manager:
         server = PriorServer(prior, manager, len(jobs)) if prior is not None else None
         for i, job in enumerate(jobs):
