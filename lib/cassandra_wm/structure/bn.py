@@ -28,7 +28,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import torch
 
-from ..envs.base import EnvSpec, copy_state, set_path
+from ..envs.base import EnvSpec, set_path
 from ..report import atomic_write_text, provenance as _provenance
 from .conditionals import Conditional, FitSettings
 from .dag import bn_variables, topological_order, validate
@@ -62,6 +62,15 @@ def _py(value: Any, var) -> Any:
     return v
 
 
+def _copy(o: Any) -> Any:
+    """Deep copy of JSON-like data (dicts, lists, scalars); much faster than copy.deepcopy."""
+    if isinstance(o, dict):
+        return {k: _copy(v) for k, v in o.items()}
+    if isinstance(o, list):
+        return [_copy(v) for v in o]
+    return o
+
+
 def apply_sample(spec: EnvSpec, state: dict, values: Mapping[str, Any], i: int | None = None) -> dict:
     """A copy of ``state`` with each node's value written at its JSON pointer.
 
@@ -69,12 +78,22 @@ def apply_sample(spec: EnvSpec, state: dict, values: Mapping[str, Any], i: int |
     Use it on the next state whose deterministic variables are already set
     (e.g. by the code model) to obtain the full next state.
     """
-    out = copy_state(state)
+    out = _copy(state)
     for name, val in values.items():
         var = spec.variable(name)
         v = val[i] if i is not None else val
         set_path(out, var.path, _py(v, var))
     return out
+
+
+def _column_values(var, arr: Any) -> list:
+    """A sampled column as a list of plain Python values for ``var``."""
+    a = np.asarray(arr)
+    if var.type == "categorical":
+        return [x.item() if isinstance(x, np.generic) else x for x in a.tolist()]
+    if var.integer:
+        return np.round(a.astype(np.float64)).astype(np.int64).tolist()
+    return a.astype(np.float64).tolist()
 
 
 class BayesNet:
@@ -139,10 +158,9 @@ class BayesNet:
         return quantile_levels(self.settings.n_quantiles)
 
     # -- sampling ------------------------------------------------------
-    def _post(self, node: str, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, int]:
-        """Standardised draw -> (raw value, re-standardised value, number clipped)."""
+    def _post(self, node: str, raw: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, int]:
+        """Raw draw -> (rounded and clipped raw value, its standardised level column, number clipped)."""
         m, sd = self.encoder.num_stats[node]
-        raw = z.double() * sd + m
         var = self._var[node]
         if var.integer:
             raw = torch.round(raw)
@@ -179,10 +197,10 @@ class BayesNet:
             u = torch.rand(n, generator=g)
             if model.kind == "numeric":
                 if v in fixed:
-                    z = torch.as_tensor(self.encoder.to_z(v, np.asarray(fixed[v], dtype=np.float64)))
-                    raw, cols[v], c = self._post(v, z)
+                    raw = torch.as_tensor(np.asarray(fixed[v], dtype=np.float64))
                 else:
-                    raw, cols[v], c = self._post(v, model.sample(inp, u))
+                    raw = self.encoder.target_to_raw(v, model.sample(inp, u).double(), x)
+                raw, cols[v], c = self._post(v, raw)
                 self.last_clip_counts[v] = c
                 self.clip_counts[v] += c
                 out[v] = raw.numpy()
@@ -234,7 +252,7 @@ class BayesNet:
                 inp = torch.cat([xt] + [cols[p] for p in self.parents[v]], dim=1)
                 model = self.models[v]
                 if model.kind == "numeric":
-                    q = self.encoder.to_raw(v, model.quantiles(inp).double().numpy())
+                    q = self.encoder.target_to_raw(v, model.quantiles(inp).double().numpy(), x)
                     var = self._var[v]
                     out[v] = np.clip(q, var.low if var.low is not None else -np.inf,
                                      var.high if var.high is not None else np.inf)
@@ -281,7 +299,21 @@ class BayesNet:
 
     def apply_samples(self, states: Sequence[dict], values: Mapping[str, Any]) -> list[dict]:
         """Row-wise ``apply_sample``: one full next state per row."""
-        return [apply_sample(self.spec, s, values, i) for i, s in enumerate(states)]
+        cols = [(self._var[k].path, _column_values(self._var[k], v)) for k, v in values.items()]
+        for path, col in cols:
+            if len(col) != len(states):
+                raise ValueError(f"{len(states)} states but {len(col)} values at {path}")
+        flat = [(path[1:], col) for path, col in cols if path.count("/") == 1 and "~" not in path]
+        nested = [(path, col) for path, col in cols if not (path.count("/") == 1 and "~" not in path)]
+        out = []
+        for i, s in enumerate(states):
+            st = _copy(s)
+            for key, col in flat:
+                st[key] = col[i]
+            for path, col in nested:
+                set_path(st, path, col[i])
+            out.append(st)
+        return out
 
     # -- persistence ---------------------------------------------------
     def save(self, directory: str | Path, llm: str = "none (no LLM used in this stage)", **extra: Any) -> Path:

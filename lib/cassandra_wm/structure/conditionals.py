@@ -12,8 +12,12 @@
 * Categorical node: an MLP with a softmax head trained with cross-entropy
   (nats); sampled by inverse CDF with the same u.
 
-Training: Adam, shuffled minibatches, early stopping on the validation loss
-(the best epoch's weights are kept), everything seeded.
+Training: numeric nets start from a least-squares linear-Gaussian fit (skip
+weights, base and quantile gaps from the residual spread), then Adam on
+shuffled minibatches with early stopping on the validation loss (the best
+epoch's weights are kept, the starting point included); everything seeded.
+Defaults (32 hidden units, batch 128, at most 30 epochs) fit a node on
+~4,500 rows in about a quarter to half a second on one core.
 """
 from __future__ import annotations
 
@@ -37,10 +41,12 @@ class FitSettings:
     n_quantiles: int = 19     # quantile grid size for numeric nodes
     lr: float = 1e-2
     weight_decay: float = 0.0
-    batch_size: int = 256
-    max_epochs: int = 60
-    patience: int = 6         # epochs without validation improvement before stopping
-    min_delta: float = 1e-4   # smallest improvement that counts
+    batch_size: int = 128
+    max_epochs: int = 30
+    patience: int = 5         # epochs without validation improvement before stopping
+    min_delta: float = 1e-3   # smallest relative improvement of the validation loss that counts
+    warm_start: bool = True   # numeric nodes start from a least-squares linear-Gaussian fit
+    delta_targets: bool = True  # numeric targets are daily changes (see encoding.py)
 
     @classmethod
     def from_kwargs(cls, kwargs: dict | None) -> "FitSettings":
@@ -194,6 +200,28 @@ class Conditional:
         return cls(cfg["node"], cfg["kind"], net, cfg["n_in"], cfg["n_out"], s, cfg.get("info"))
 
 
+def warm_start(net: QuantileNet, x: np.ndarray, y: np.ndarray, ridge: float = 1e-3) -> None:
+    """Start a quantile net at the linear-Gaussian fit: skip weights and base from ridge least
+    squares, quantile gaps from the residual spread.  Saves many optimiser steps when a node is
+    (nearly) a linear function of its inputs, e.g. a stock that falls with today's customers."""
+    # torch rather than numpy: numpy's BLAS may spin up threads on a busy machine
+    x64 = torch.as_tensor(np.asarray(x), dtype=torch.float64)
+    y64 = torch.as_tensor(np.asarray(y), dtype=torch.float64)
+    xm, ym = x64.mean(dim=0), y64.mean()
+    xc = x64 - xm
+    gram = xc.T @ xc + ridge * len(x64) * torch.eye(x64.shape[1], dtype=torch.float64)
+    w = torch.linalg.solve(gram, xc.T @ (y64 - ym))
+    b = float(ym - xm @ w)
+    sigma = float(torch.std(y64 - (x64 @ w + b), correction=0))
+    levels = net.levels.double()
+    normal = torch.distributions.Normal(0.0, 1.0).icdf(levels) * max(sigma, 1e-3)
+    gaps = torch.clamp(normal[1:] - normal[:-1], min=1e-4)
+    with torch.no_grad():
+        net.skip.weight.copy_(w.float().unsqueeze(0))
+        net.head.bias[0] = float(b) + float(normal[0])
+        net.head.bias[1:] = torch.log(torch.expm1(gaps)).float()
+
+
 def build_net(kind: str, n_in: int, n_out: int, settings: FitSettings) -> nn.Module:
     """A fresh net: ``n_out`` is the quantile count (numeric) or the class count (categorical)."""
     if kind == "numeric":
@@ -228,6 +256,8 @@ def fit_conditional(node: str, kind: str, x_train: np.ndarray, y_train: np.ndarr
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         net = build_net(kind, n_in, n_out, settings)
+    if kind == "numeric" and settings.warm_start:
+        warm_start(net, x_train, y_train)
     gen = torch.Generator().manual_seed(seed)
     xt, xv = torch.as_tensor(x_train, dtype=torch.float32), torch.as_tensor(x_val, dtype=torch.float32)
     if kind == "numeric":
@@ -243,8 +273,9 @@ def fit_conditional(node: str, kind: str, x_train: np.ndarray, y_train: np.ndarr
     n, bs = len(xt), settings.batch_size
     with torch.no_grad():
         best = float(loss_fn(net(xv), yv))
+        train_loss = float(loss_fn(net(xt), yt))
     best_state = {k: v.clone() for k, v in net.state_dict().items()}
-    best_epoch, bad, epoch, train_loss = 0, 0, 0, math.nan
+    best_epoch, bad, epoch = 0, 0, 0
     for epoch in range(1, settings.max_epochs + 1):
         net.train()
         perm = torch.randperm(n, generator=gen)
@@ -261,7 +292,7 @@ def fit_conditional(node: str, kind: str, x_train: np.ndarray, y_train: np.ndarr
             v = float(loss_fn(net(xv), yv))
         if not math.isfinite(v):
             break
-        if v < best - settings.min_delta:
+        if v < best - settings.min_delta * abs(best):
             best, best_epoch, bad, train_loss = v, epoch, 0, total / n
             best_state = {k: t.clone() for k, t in net.state_dict().items()}
         else:

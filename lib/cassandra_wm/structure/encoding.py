@@ -21,8 +21,13 @@ Encoding rules, all statistics taken from the training transitions only:
   action and 0 elsewhere; string arguments with choices are one-hot.
 * validity -> one column, 1.0 valid, 0.0 invalid.
 
-Numeric targets are the standardised next-state values; categorical targets
-are category indices.
+Numeric targets (``delta=True``, the default) are the day-to-day changes
+``x_next - x_prev`` standardised with the mean and std of the training
+changes; with ``delta=False`` they are the standardised next values.  Changes
+put every node's loss on the scale of its typical daily move, so a
+slowly-drifting stock with a large spread across episodes (money) is not
+scored as nearly perfect just for copying yesterday's value.  Categorical
+targets are category indices.
 """
 from __future__ import annotations
 
@@ -81,6 +86,12 @@ def _getter(pointer: str):
     return get
 
 
+def _col64(x: Any, j: int) -> Any:
+    """Column ``j`` of a numpy array or torch tensor, in double precision."""
+    col = x[:, j]
+    return col.double() if hasattr(col, "double") else np.asarray(col, dtype=np.float64)
+
+
 def _to_float(v: Any) -> float:
     if v is None or isinstance(v, str):
         return math.nan
@@ -99,8 +110,9 @@ class Encoder:
     the training targets.
     """
 
-    def __init__(self, spec: EnvSpec, nodes: Sequence[str] | None = None):
+    def __init__(self, spec: EnvSpec, nodes: Sequence[str] | None = None, delta: bool = True):
         self.spec = spec
+        self.delta = bool(delta)
         self.nodes = list(nodes) if nodes is not None else bn_variables(spec)
         names = spec.variable_names()
         bad = [n for n in self.nodes if n not in names]
@@ -111,6 +123,7 @@ class Encoder:
             raise ValueError(f"nodes must be stochastic variables; {det} are deterministic")
         self.fitted = False
         self.num_stats: dict[str, tuple[float, float]] = {}
+        self.target_stats: dict[str, tuple[float, float]] = {}  # numeric nodes: stats of the target
         self.categories: dict[str, list] = {}
         self.arg_stats: dict[str, tuple[float, float]] = {}  # "action.arg" -> (mean, std)
         self._getters = {v.name: _getter(v.path) for v in spec.variables}
@@ -137,6 +150,16 @@ class Encoder:
                     self.num_stats[v.name] = (0.0, 1.0)
                 else:
                     self.num_stats[v.name] = (float(arr.mean()), float(max(arr.std(), _MIN_STD)))
+        for n in self.nodes:
+            if self.is_categorical(n):
+                continue
+            get = self._getters[n]
+            nxt = np.array([_to_float(get(r["next_state"])) for r in recs], dtype=np.float64)
+            if self.delta:
+                nxt = nxt - np.array([_to_float(get(r["state"])) for r in recs], dtype=np.float64)
+            nxt = nxt[np.isfinite(nxt)]
+            self.target_stats[n] = ((float(nxt.mean()), float(max(nxt.std(), _MIN_STD))) if nxt.size
+                                    else (0.0, 1.0))
         per_arg: dict[str, list[float]] = {}
         for a in self.spec.actions:
             for arg in a.args:
@@ -192,6 +215,7 @@ class Encoder:
             else:
                 names.append(f"next.{n}")
         self.feature_names = names
+        self._prev_col = {n: names.index(f"prev.{n}") for n in self.nodes if not self.is_categorical(n)}
         self.n_exo = len(names)
         self.node_width = {n: (len(self.categories[n]) if self.is_categorical(n) else 1) for n in self.nodes}
 
@@ -315,33 +339,59 @@ class Encoder:
                 y = np.array([idx.get(x, -1) for x in vals], dtype=np.int64)
                 out[n] = (np.maximum(y, 0), y >= 0)
             else:
-                m, sd = self.num_stats[n]
-                y = (np.array([_to_float(x) for x in vals], dtype=np.float64) - m) / sd
+                m, sd = self.target_stats[n]
+                y = np.array([_to_float(x) for x in vals], dtype=np.float64)
+                if self.delta:
+                    y = y - np.array([_to_float(get(r["state"])) for r in recs], dtype=np.float64)
+                y = (y - m) / sd
                 mask = np.isfinite(y)
                 out[n] = (np.where(mask, y, 0.0).astype(np.float32), mask)
         return out
 
     # -- raw values <-> standardised values ------------------------------
-    def to_raw(self, node: str, z: np.ndarray) -> np.ndarray:
-        m, sd = self.num_stats[node]
-        return np.asarray(z, dtype=np.float64) * sd + m
+    def prev_column(self, node: str) -> int:
+        """Index of the node's previous value in the exogenous block (numeric nodes)."""
+        return self._prev_col[node]
 
-    def to_z(self, node: str, x: np.ndarray) -> np.ndarray:
+    def target_to_raw(self, node: str, t: Any, x_exo: Any) -> Any:
+        """Raw next values from standardised targets ``t`` (numpy or torch, shape (n,) or (n, K)),
+        given the rows' exogenous block (which holds the previous values)."""
+        m, sd = self.target_stats[node]
+        raw = t * sd + m
+        if self.delta:
+            lm, lsd = self.num_stats[node]
+            prev = _col64(x_exo, self._prev_col[node]) * lsd + lm
+            raw = raw + (prev[:, None] if raw.ndim == 2 else prev)
+        return raw
+
+    def raw_to_target(self, node: str, raw: Any, x_exo: Any) -> Any:
+        """Inverse of :meth:`target_to_raw`."""
+        m, sd = self.target_stats[node]
+        if self.delta:
+            lm, lsd = self.num_stats[node]
+            prev = _col64(x_exo, self._prev_col[node]) * lsd + lm
+            raw = raw - (prev[:, None] if raw.ndim == 2 else prev)
+        return (raw - m) / sd
+
+    def to_z(self, node: str, x: Any) -> Any:
+        """Raw values -> the standardised level used as a parent input."""
         m, sd = self.num_stats[node]
-        return (np.asarray(x, dtype=np.float64) - m) / sd
+        return (x - m) / sd
 
     # -- persistence ---------------------------------------------------
     def to_dict(self) -> dict:
         """JSON-friendly statistics (the spec itself is not stored)."""
         self._check()
-        return {"nodes": self.nodes, "num_stats": self.num_stats, "categories": self.categories,
+        return {"nodes": self.nodes, "delta": self.delta, "num_stats": self.num_stats,
+                "target_stats": self.target_stats, "categories": self.categories,
                 "arg_stats": self.arg_stats, "feature_names": self.feature_names}
 
     @classmethod
     def from_dict(cls, spec: EnvSpec, d: dict) -> "Encoder":
         """Rebuild a fitted encoder; raises ValueError if the spec's layout no longer matches."""
-        enc = cls(spec, d["nodes"])
+        enc = cls(spec, d["nodes"], delta=bool(d.get("delta", False)))
         enc.num_stats = {k: (float(v[0]), float(v[1])) for k, v in d["num_stats"].items()}
+        enc.target_stats = {k: (float(v[0]), float(v[1])) for k, v in d["target_stats"].items()}
         enc.categories = {k: list(v) for k, v in d["categories"].items()}
         enc.arg_stats = {k: (float(v[0]), float(v[1])) for k, v in d["arg_stats"].items()}
         enc.fitted = True

@@ -13,9 +13,13 @@ For a graph given as a parents dict over the node set V:
    rows (see :mod:`~cassandra_wm.structure.conditionals`).
 3. The node's held-out loss is measured on the validation rows with the kept
    (best-epoch) weights:
-   * numeric v: the pinball loss of the standardised target
-     ``(x - mean_train) / std_train``, averaged over the quantile grid
-     (19 levels 0.05 ... 0.95 by default) and over validation rows;
+   * numeric v: the pinball loss of the standardised target, averaged over
+     the quantile grid (19 levels 0.05 ... 0.95 by default) and over
+     validation rows.  The target is the day-to-day change standardised with
+     training statistics, ``(x_next - x_prev - mean(d)) / std(d)`` where d are
+     the training changes (fit setting ``delta_targets=False`` uses
+     ``(x_next - mean) / std`` instead), so each node's loss is on the scale
+     of its typical daily move;
    * categorical v: the mean cross-entropy in nats.
    Rows whose target is missing or outside the known categories are skipped.
 4. ``node_term(v, pa(v)) = -(held-out loss)`` and
@@ -92,7 +96,7 @@ class DataScorer:
         if not train or not val:
             raise ValueError(f"need training and validation transitions (got {len(train)} and {len(val)})")
         self.n_train, self.n_val = len(train), len(val)
-        self.encoder = Encoder(spec, self.nodes).fit(train)
+        self.encoder = Encoder(spec, self.nodes, delta=self.settings.delta_targets).fit(train)
         self._x = {"train": self.encoder.exogenous(train), "val": self.encoder.exogenous(val)}
         self._cols = {"train": self.encoder.node_columns(train), "val": self.encoder.node_columns(val)}
         self._y = {"train": self.encoder.targets(train), "val": self.encoder.targets(val)}
