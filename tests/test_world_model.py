@@ -286,3 +286,37 @@ def test_batched_and_unbatched_rollouts_agree_in_distribution(which, coffee_bn):
     poorer = dict(s, money=s["money"] - 600.0)
     other = _rollout_money(model, poorer, plan, rows, True, seed=3)
     assert ks_statistic(batched, other) > crit
+
+
+def test_sandboxed_code_model_as_the_deterministic_source():
+    from cassandra_wm.codewm.evaluate import SandboxedCodeModel
+    from cassandra_wm.codewm.model import CodeModel, make_function
+    from cassandra_wm.codewm.sandbox import Sandbox
+
+    env = make_env("coffee_shop")
+    parts = [("action", "set_price",
+              'def set_price(state, action):\n'
+              '    return [{"op": "replace", "path": "/price", "value": action["args"]["price"]}]\n'),
+             ("precondition", "set_price",
+              'def small_step(state, action):\n'
+              '    ok = abs(action["args"]["price"] - state["price"]) <= 2\n'
+              '    return ok, "price moves too far"\n'),
+             ("action", "upgrade", 'def upgrade(state, action):\n    return 1 / 0\n')]
+    phi = CodeModel(env_name="coffee_shop")
+    for kind, action, src in parts:
+        phi = phi.with_function(make_function(kind, action, src, phi, origin="test"))
+
+    class Hold:  # keeps every stochastic variable where it was
+        def sample(self, prev_states, actions, next_det, rng):
+            return {v.name: np.array([s[v.name] for s in prev_states]) for v in env.spec.stochastic}
+
+    with Sandbox(env.spec, call_timeout=0.5) as sb:
+        wm = WorldModel(env.spec, CodeModelDeterministic(SandboxedCodeModel(phi, sb), env.spec), Hold(), env=env)
+        s = env.reset(0)
+        nxt, valid = wm.sample_next([s] * 3, ["set_price(price=4.5)", "set_price(price=9.5)", "upgrade"],
+                                    rng=np.random.default_rng(0))
+    assert nxt[0]["price"] == 4.5 and valid[0]
+    assert nxt[1]["price"] == s["price"] and not valid[1]  # the learned precondition refuses it
+    assert nxt[2]["upgrade_level"] == s["upgrade_level"]  # the failing action function changes nothing
+    c = wm.counters_dict()
+    assert c["det_errors"] == 1 and c["invalid_actions"] == 1

@@ -49,6 +49,8 @@ import numpy as np
 
 from .envs.base import EnvSpec, VariableSpec, coerce_action, format_action, get_path
 
+EXEC_ERROR = "E_exec:"  # prefix of error messages that report a failure of the deterministic source itself
+
 # -- small helpers ---------------------------------------------------------------
 
 
@@ -153,12 +155,15 @@ class CodeModelDeterministic:
         code_model.predict(state, action) -> (next_state: dict | None, valid: bool, error: str | None)
 
     returning the state after preconditions, the action's patch (if valid) and the
-    dynamic patch, applied in that order, as the code stream defines phi.  Only the
-    deterministic variables of ``next_state`` are read here; the stochastic ones are
-    left to the Bayesian network.  ``next_state=None`` or an exception counts as an
-    execution error (an invalid row keeping the previous deterministic values).
-    A ``predict_batch(states, actions)`` method, when present, is used instead of
-    row-by-row calls.
+    dynamic patch, applied in that order, as the code stream defines phi, and
+    ``error`` naming execution errors of its functions (None when there were none).
+    :class:`cassandra_wm.codewm.evaluate.SandboxedCodeModel` (phi plus its sandbox)
+    is such a model.  Only the deterministic variables of ``next_state`` are read
+    here; the stochastic ones are left to the Bayesian network.  Execution errors,
+    ``next_state=None`` and exceptions are counted as ``det_errors`` by the world
+    model; the latter two also make the row invalid and keep the previous
+    deterministic values.  ``predict_batch(states, actions)``, when present, is used
+    instead of row-by-row calls.
     """
 
     def __init__(self, code_model: Any, spec: EnvSpec):
@@ -171,13 +176,18 @@ class CodeModelDeterministic:
         self._det = [(v.name, _getter(v.path)) for v in spec.deterministic]
 
     def _one(self, state: dict, action: dict) -> tuple[dict, bool, str | None]:
-        nxt, ok, err = self.model.predict(state, action)
+        if hasattr(self.model, "predict"):
+            nxt, ok, err = self.model.predict(state, action)
+        else:
+            nxt, ok, err = self.model.predict_batch([state], [action])[0]
         return self._read(state, nxt, ok, err)
 
     def _read(self, state: dict, nxt: Any, ok: Any, err: Any) -> tuple[dict, bool, str | None]:
+        if err:  # the code model reports execution errors of its functions here
+            err = err if str(err).startswith(EXEC_ERROR) else f"{EXEC_ERROR} {err}"
         if not isinstance(nxt, dict):
             return ({n: g(state) for n, g in self._det}, False,
-                    err or "code model returned no next state")
+                    err or f"{EXEC_ERROR} code model returned no next state")
         vals = {}
         for n, g in self._det:
             try:
@@ -403,10 +413,11 @@ class WorldModel(_Base):
                     ok[r] = bool(ok1[0])
                     errs.append(e1[0])
                 except Exception as e:  # noqa: BLE001 - generated code may raise anything
-                    self.counters["det_errors"] += 1
                     vals.append({v.name: self._get[v.name](s) for v in self._det_vars})
-                    errs.append(f"deterministic source failed: {type(e).__name__}: {e}")
-        return [vals[j] for j in index], ok[index], [errs[j] for j in index]
+                    errs.append(f"{EXEC_ERROR} deterministic source failed: {type(e).__name__}: {e}")
+        errors = [errs[j] for j in index]
+        self.counters["det_errors"] += sum(1 for e in errors if isinstance(e, str) and e.startswith(EXEC_ERROR))
+        return [vals[j] for j in index], ok[index], errors
 
     def _checked(self, v: VariableSpec, x: Any, prev: dict) -> Any:
         """One deterministic value, repaired if missing or out of bounds."""
@@ -475,8 +486,14 @@ class WorldModel(_Base):
         else:
             xs = x.tolist()
         w = self._writer
-        for (ns, copied), val in zip(nxt, xs):
-            w.set(ns, v.name, val, copied)
+        toks = w.tokens[v.name]
+        if len(toks) == 1:  # top-level variable: plain item assignment
+            key = toks[0]
+            for (ns, _), val in zip(nxt, xs):
+                ns[key] = val
+        else:
+            for (ns, copied), val in zip(nxt, xs):
+                w.set(ns, v.name, val, copied)
 
     def _write_categorical(self, v: VariableSpec, vals: np.ndarray, prev: list[dict], nxt: list) -> None:
         cats = v.categories
@@ -534,5 +551,5 @@ def describe_action(action: Any) -> str:
         return repr(action)
 
 
-__all__ = ["WorldModel", "OracleModel", "DeterministicSource", "SimulatorDeterministic", "CodeModelDeterministic",
+__all__ = ["EXEC_ERROR", "WorldModel", "OracleModel", "DeterministicSource", "SimulatorDeterministic", "CodeModelDeterministic",
            "default_terminal", "default_bookkeeping", "describe_action"]

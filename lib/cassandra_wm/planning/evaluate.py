@@ -309,12 +309,126 @@ def counters_table(records: Iterable[dict]):
     import pandas as pd
     tot: dict[str, dict[str, int]] = {}
     for r in records:
+        if not r.get("model_counters"):  # agents without a world model
+            continue
         t = tot.setdefault(r["agent"], {})
-        for k, v in (r.get("model_counters") or {}).items():
+        for k, v in r["model_counters"].items():
             t[k] = t.get(k, 0) + int(v)
-    rows = [{"agent": a, **c} for a, c in tot.items()]
-    return pd.DataFrame(rows).fillna(0)
+    rows = [{"agent": a, **dict(sorted(c.items()))} for a, c in tot.items()]
+    df = pd.DataFrame(rows).fillna(0)
+    for col in df.columns[1:]:
+        df[col] = df[col].astype(int)
+    return df
 
 
 __all__ = ["heldout_seeds", "t_quantile", "mean_ci", "play_episode", "evaluate", "settings_key", "load_results",
            "summary_table", "money_curves", "counters_table", "EVAL_TAG"]
+
+
+# -- the agents of the planning table ---------------------------------------------------
+
+GRAPHS = ("CASSANDRA", "CASS-Ind", "CASS-L", "CASS-R")
+
+
+class MissingNetworkError(FileNotFoundError):
+    """A fitted network that notebook 04 should have saved is not there."""
+
+
+def network_dir(env_name: str, profile: str, graph: str, bn_seed: int = 0) -> Path:
+    """Where notebook 04 saves the network of ``graph``: ``data/<profile>/<env>/bn/<graph>/seed<k>/``."""
+    from .. import paths
+    return paths.data_dir(env_name, profile, create=False) / "bn" / graph / f"seed{int(bn_seed)}"
+
+
+def load_networks(env_name: str, profile: str, graphs: Sequence[str] = GRAPHS, bn_seed: int = 0,
+                  spec: Any = None) -> dict[str, Any]:
+    """Load the fitted Bayesian networks of ``graphs``; a clear error names any that is missing."""
+    from ..structure.bn import BayesNet
+    missing = [g for g in graphs if not (network_dir(env_name, profile, g, bn_seed) / "bn.json").exists()]
+    if missing:
+        where = network_dir(env_name, profile, missing[0], bn_seed)
+        raise MissingNetworkError(
+            f"no fitted network for {missing} (looked for {where}/bn.json). Run notebook 04 first: "
+            f"python run_all.py --profile {profile} --only 04  (or run notebooks/04_fitting.ipynb with "
+            f"env_name={env_name!r}, profile={profile!r}); bn_seed={bn_seed} must be one of its seeds.")
+    return {g: BayesNet.load(network_dir(env_name, profile, g, bn_seed), spec=spec) for g in graphs}
+
+
+def network_llm(net: Any) -> str:
+    """The LLM named in a network's provenance (the structure came from it)."""
+    llm = (getattr(net, "provenance", None) or {}).get("llm")
+    return str(llm) if llm else "unknown (not recorded with the network)"
+
+
+def standard_agents(env: Any, networks: dict[str, Any], config: Any, include_oracle: bool = True,
+                    include_heuristic: bool = True, include_mpc: bool = False,
+                    mpc_kwargs: dict | None = None) -> tuple[dict[str, tuple[AgentFactory, dict]], dict[str, Any]]:
+    """The agents of the planning table and their world models.
+
+    Returns ``(agents, models)``: ``agents`` maps labels (``MCTS+<graph>``, ``MCTS+oracle``,
+    ``heuristic``, optionally ``MPC+CASSANDRA``) to ``(factory, settings)`` for :func:`evaluate`;
+    ``models`` maps the same labels to the world model an agent plans with (None for the heuristic).
+    Every model uses the simulator's deterministic step (appendix C.2) and its own network.
+    """
+    from dataclasses import asdict
+
+    from ..agents import make_agent
+    from ..world_model import OracleModel, SimulatorDeterministic, WorldModel
+    from .mcts import MCTSAgent
+    from .mpc import SampledMPCAgent
+    from .proposals import make_proposer
+
+    det = SimulatorDeterministic(env)
+    proposer = make_proposer(env.spec, det)
+    cfg = asdict(config)
+    agents: dict[str, tuple[AgentFactory, dict]] = {}
+    models: dict[str, Any] = {}
+
+    def mcts_factory(model: Any, label: str) -> AgentFactory:
+        return lambda seed: MCTSAgent(model, proposer, config, seed=seed, name=label)
+
+    for graph, net in networks.items():
+        label = f"MCTS+{graph}"
+        model = WorldModel(env.spec, det, net, name=graph)
+        prov = getattr(net, "provenance", {}) or {}
+        settings = {"kind": "mcts", "model": graph, "config": cfg,
+                    "network": {k: prov.get(k) for k in ("created", "data", "llm", "commit")}}
+        agents[label] = (mcts_factory(model, label), settings)
+        models[label] = model
+    if include_oracle:
+        model = OracleModel(env)
+        agents["MCTS+oracle"] = (mcts_factory(model, "MCTS+oracle"), {"kind": "mcts", "model": "oracle",
+                                                                      "config": cfg})
+        models["MCTS+oracle"] = model
+    if include_mpc and "CASSANDRA" in networks:
+        kw = dict(mpc_kwargs or {})
+        model = WorldModel(env.spec, det, networks["CASSANDRA"], name="CASSANDRA")
+        agents["MPC+CASSANDRA"] = (lambda seed: SampledMPCAgent(model, proposer, seed=seed, **kw),
+                                   {"kind": "sampled_mpc", "model": "CASSANDRA", "config": kw})
+        models["MPC+CASSANDRA"] = model
+    if include_heuristic:
+        agents["heuristic"] = (lambda seed: make_agent(env, "heuristic", invalid_rate=0.0, seed=seed),
+                               {"kind": "heuristic", "invalid_rate": 0.0})
+        models["heuristic"] = None
+    return agents, models
+
+
+def annotated_episode(record: dict, top: int = 3):
+    """One run as a per-day frame: money, the chosen action, and the top candidates the planner weighed."""
+    import pandas as pd
+    by_day = {d["day"]: d for d in record.get("decisions", [])}
+    rows = []
+    for day, act in enumerate(record["actions"]):
+        row = {"day": day, "money_before": record["money"][day], "money_after": record["money"][day + 1],
+               "chosen": act, "valid": record["valid"][day]}
+        cands = by_day.get(day, {}).get("candidates", [])
+        for k, c in enumerate(cands[:top], 1):
+            row[f"cand{k}"] = c["action"]
+            row[f"cand{k}_visits"] = c["visits"]
+            row[f"cand{k}_predicted"] = c["mean"]
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+__all__ += ["GRAPHS", "MissingNetworkError", "network_dir", "load_networks", "network_llm", "standard_agents",
+            "annotated_episode"]
