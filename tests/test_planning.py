@@ -228,3 +228,43 @@ def test_evaluate_resumes_after_an_interruption(tmp_path):
     assert table.loc[0, "runs"] == 3 and 0.0 <= table.loc[0, "bankruptcy_rate"] <= 1.0
     curves = money_curves(recs2, days=5)
     assert len(curves) == 3 * 6
+
+
+def test_theme_park_proposals_follow_appendix_c4():
+    from cassandra_wm.planning import ThemeParkProposer
+    env = make_env("theme_park")
+    s = env.reset(0)
+    det = SimulatorDeterministic(env)
+    prop = make_proposer(env.spec, det)
+    assert isinstance(prop, ThemeParkProposer)
+    sites = set(prop.sites(s))
+    assert 0 < len(sites) <= 5
+    acts = prop.propose(s, np.random.default_rng(0), 100)
+    texts = [format_action(a) for a in acts]
+    assert texts[0] == "wait()" and texts.count("wait()") == 1
+    assert all(a["name"] != "move" for a in acts)
+    builds = [a for a in acts if a["name"] == "place" and a["args"]["type"] != "staff"]
+    assert builds and all((a["args"]["x"], a["args"]["y"]) in sites for a in builds)
+    for a in builds:  # built at the published maximum price
+        assert a["args"]["price"] == prop.max_price[(a["args"]["type"], a["args"]["subtype"])][a["args"]["subclass"]]
+    hires = [a["args"]["subtype"] for a in acts if a["name"] == "place" and a["args"]["type"] == "staff"]
+    assert len(hires) == len(set(hires)) <= 2  # duplicates up to the tile
+    assert all(det.check(s, a)[0] for a in acts)
+
+
+def test_world_model_carries_the_theme_parks_structural_changes():
+    env = make_env("theme_park")
+    s = env.reset(0)
+    det = SimulatorDeterministic(env)
+
+    class Hold:
+        def sample(self, prev_states, actions, next_det, rng):
+            return {n: np.array([p[n] for p in prev_states]) for n in env.spec.notes["bn_variables"]}
+
+    wm = WorldModel(env.spec, det, Hold())
+    build = next(a for a in make_proposer(env.spec, det).propose(s, np.random.default_rng(0), 100)
+                 if a["name"] == "place" and a["args"]["type"] == "ride")
+    nxt, valid = wm.sample_next([s], [build], n=2, rng=np.random.default_rng(0))
+    assert valid.all() and s["rides"] == []  # input untouched
+    assert all(len(x["rides"]) == 1 and x["num_rides"] == 1 and x["day"] == 1 for x in nxt)
+    assert wm.counters_dict()["held:revenue"] == 2  # stochastic variables outside the network are held

@@ -110,8 +110,10 @@ class DeterministicSource(Protocol):
     name: str
 
     def step(self, states: Sequence[dict], actions: Sequence[dict]) -> tuple[list[dict], np.ndarray, list]:
-        """Returns ``(det_values, valid, errors)``: one ``{variable: value}`` dict, one bool and one
-        error message (None when valid) per row."""
+        """Returns ``(det, valid, errors)`` per row: ``det`` is either a ``{variable: value}`` dict of
+        the deterministic variables or a full post-action state (any other key present), which then
+        becomes the base of the next state (so structural changes such as a placed ride carry over);
+        ``valid`` a bool and ``errors`` a message or None."""
         ...
 
     def check(self, state: dict, action: dict) -> tuple[bool, str | None]:
@@ -120,7 +122,11 @@ class DeterministicSource(Protocol):
 
 
 class SimulatorDeterministic:
-    """The simulator's own deterministic step (``env.deterministic_step``) as the source."""
+    """The simulator's own deterministic step (``env.deterministic_step``) as the source.
+
+    The coffee shop returns the next deterministic variables; the theme park returns the whole
+    state after the morning action; both forms are understood by :class:`WorldModel`.
+    """
 
     def __init__(self, env: Any):
         if not hasattr(env, "deterministic_step"):
@@ -213,18 +219,28 @@ class CodeModelDeterministic:
 
 
 def default_terminal(env: Any | None, spec: EnvSpec) -> Callable[[dict], bool]:
-    """``env.is_done`` when the environment has it, else a ``bankrupt`` flag in the state."""
+    """``env.is_done`` when the environment has it, else the state's own flags: ``bankrupt`` or
+    ``game_over`` set, or ``day`` reached ``horizon``."""
     if env is not None and hasattr(env, "is_done"):
         return env.is_done
-    return lambda s: bool(s.get("bankrupt", False))
+
+    def done(s: dict) -> bool:
+        if s.get("bankrupt") or s.get("game_over"):
+            return True
+        try:
+            return "day" in s and "horizon" in s and int(s["day"]) >= int(s["horizon"])
+        except (TypeError, ValueError):
+            return False
+    return done
 
 
 def default_bookkeeping(spec: EnvSpec) -> Callable[[dict, dict], None]:
     """Advance the bookkeeping fields the environments keep beside their variables.
 
-    ``day`` is incremented and ``bankrupt`` set when the reward variable (money)
-    goes below zero, which is the coffee shop's rule; pass another function to
-    :class:`WorldModel` for other rules.
+    ``day`` is incremented, ``bankrupt`` set when the reward variable (money)
+    goes below zero (the rule of both simulators) and ``game_over`` set when
+    bankrupt or out of days; pass another function to :class:`WorldModel` for
+    other rules.
     """
     reward = _getter(spec.variable(spec.reward_variable).path)
 
@@ -236,6 +252,11 @@ def default_bookkeeping(spec: EnvSpec) -> Callable[[dict, dict], None]:
                 nxt["bankrupt"] = bool(prev.get("bankrupt")) or float(reward(nxt)) < 0
             except (TypeError, ValueError):
                 nxt["bankrupt"] = bool(prev.get("bankrupt"))
+        if "game_over" in prev:
+            over = bool(nxt.get("bankrupt"))
+            if "day" in nxt and "horizon" in nxt:
+                over = over or int(nxt["day"]) >= int(nxt["horizon"])
+            nxt["game_over"] = over
     return bookkeeping
 
 
@@ -326,6 +347,7 @@ class WorldModel(_Base):
         self.name = name or f"{getattr(stochastic, 'name', type(stochastic).__name__)}+{deterministic.name}"
         self._writer = _Writer(spec)
         self._det_vars = [v for v in spec.deterministic]
+        self._det_names = {v.name for v in self._det_vars}
         self._var = {v.name: v for v in spec.variables}
         self._get = {v.name: _getter(v.path) for v in spec.variables}
         try:
@@ -365,13 +387,26 @@ class WorldModel(_Base):
         valid[live] = det_valid
         self.counters["invalid_actions"] += int((~det_valid).sum())
         nxt = []
+        det_names = self._det_names
         for s, dv in zip(ls, det_vals):
-            ns = self._writer.copy(s)
             copied: set = set()
-            for v in self._det_vars:
-                x = dv.get(v.name, None) if isinstance(dv, dict) else None
-                x = self._checked(v, x, s)
-                self._writer.set(ns, v.name, x, copied)
+            if isinstance(dv, dict) and not det_names.issuperset(dv):
+                # a full post-action state (e.g. the theme park's placements): the base of the next state
+                ns = self._writer.copy(dv)
+                for v in self._det_vars:
+                    try:
+                        x = self._get[v.name](dv)
+                    except (KeyError, IndexError, TypeError, ValueError):
+                        x = None
+                    y = self._checked(v, x, s)
+                    if y is not x:
+                        self._writer.set(ns, v.name, y, copied)
+            else:
+                ns = self._writer.copy(s)
+                for v in self._det_vars:
+                    x = dv.get(v.name, None) if isinstance(dv, dict) else None
+                    x = self._checked(v, x, s)
+                    self._writer.set(ns, v.name, x, copied)
             nxt.append((ns, copied))
         next_states = [t[0] for t in nxt]
         kwargs = {"valid": det_valid} if self._pass_valid else {}
@@ -441,6 +476,8 @@ class WorldModel(_Base):
         if f < lo or f > hi:
             self.counters[f"clipped:{v.name}"] += 1
             f = min(max(f, lo), hi)
+        elif isinstance(x, (int, float)) and not isinstance(x, bool) and (not v.integer or f == int(f)):
+            return x  # in bounds and of a plain type: kept as given
         if v.integer:
             return int(round(f))
         return f
