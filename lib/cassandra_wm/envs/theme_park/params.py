@@ -110,15 +110,16 @@ CHOICES: dict[str, float] = dict(
     enter_prob_base=0.15,          # P(enter) = base + slope * rating / 100
     enter_prob_slope=0.75,
     # guests on arrival
-    money_low=10, money_high=60,   # dollars, uniform integers
-    energy_low=150, energy_high=350,  # steps they can walk
+    money_low=10, money_high=40,   # dollars, uniform integers
+    energy_low=80, energy_high=200,  # steps they can walk (a ride costs ride_energy)
     need_low=0.0, need_high=0.4,   # initial hunger and thirst, uniform
     happy_low=0.5, happy_high=0.8,
     patience_low=60, patience_high=160,  # ticks they will stand in queues in total
     pref_intensity_mean=5.0, pref_intensity_sd=2.0,
     # needs over time (per tick)
-    hunger_rate=0.0015, thirst_rate=0.002, happiness_drift=-0.0004,
+    hunger_rate=0.0015, thirst_rate=0.002, happiness_drift=-0.001,
     need_threshold=0.5,            # hungry / thirsty above this: seek food / drink
+    buy_need=0.2,                  # food or drink is bought only above this hunger / thirst
     need_pain=0.7,                 # above this, hunger and thirst cost happiness
     need_pain_rate=0.002,          # happiness lost per tick per painful need
     unhappy_threshold=0.4,         # below this, guests favour rides
@@ -126,13 +127,15 @@ CHOICES: dict[str, float] = dict(
     happy_exit=0.6,                # a departure with happiness >= 0.6 counts as happy
     min_money=1.0,                 # guests with less than $1 leave
     update_every=10,               # needs, litter and patience are updated every 10 ticks
+    decision_every=5,              # guests act (arrive, visit, choose, plan walks) every 5 ticks
     # choosing targets
     need_boost=6.0, unhappy_ride_boost=3.0, near_scale=8.0,
     # rides
     ride_duration_carousel=4, ride_duration_ferris_wheel=8, ride_duration_roller_coaster=6,
     ride_wait_per_seat=0.5,        # wait after first boarding = ceil(0.5 * empty seats) ticks
     ride_happy_base=0.05, ride_happy_excitement=0.04, ride_happy_intensity_gap=0.02,
-    ride_energy=10,
+    ride_energy=15,
+    shop_time=6,                   # ticks a shop takes to serve a guest (no queue limit)
     # unpleasant events (happiness)
     reject_penalty=0.1,            # cannot afford, or ride broken down
     dirty_refuse_penalty=0.05,
@@ -141,7 +144,7 @@ CHOICES: dict[str, float] = dict(
     dirty_tile=0.5,                # standing on tiles below this cleanliness costs happiness
     dirty_tile_rate=0.004,         # per tick, times (0.5 - cleanliness)
     # litter (probability per tick; unhappy guests litter more)
-    litter_base=0.002, litter_unhappy=0.01, litter_amount=0.02, shop_litter_prob=0.05,
+    litter_base=0.002, litter_unhappy=0.01, litter_amount=0.01, shop_litter_prob=0.05,
     # passing by attractions
     pass_ride=0.10, pass_need=0.5, pass_shop=0.05, pass_souvenir=0.3, pass_info=0.2,
     pass_atm_poor=0.5, pass_atm=0.05, pass_billboard=0.3,
@@ -149,6 +152,7 @@ CHOICES: dict[str, float] = dict(
     souvenir_decay=0.5, atm_decay=0.5, billboard_cap=0.95,
     # staff
     clean_rate=0.05,               # dirt removed per janitor per tick (tile and adjacent attractions)
+    clean_chunk=5,                 # a janitor who starts cleaning keeps at it for 5 ticks
     janitor_radius=8,              # janitors look for dirt within 8 path steps
     janitor_retarget=20,           # and pick a new spot every 20 ticks
     janitor_threshold=0.05,        # dirt below this is not worth a trip
