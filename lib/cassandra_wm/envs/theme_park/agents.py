@@ -1,16 +1,20 @@
 """Agents for the theme park: a rule-based heuristic and a random agent with invalid actions.
 
-Both have ``act(state, rng=None) -> action dict``; :func:`make_agent` builds either by name.
+Both follow :class:`cassandra_wm.agents.Agent`: ``act(state, rng) -> action dict`` (``rng`` may
+be left out; the agent's own seeded generator is used then), and with probability
+``invalid_rate`` they send an action that breaks a rule.  ``AGENTS`` maps kinds to classes for
+:func:`cassandra_wm.agents.make_agent`; :func:`make_agent` here builds them directly.
 
 * :class:`HeuristicAgent` grows the park sensibly: a carousel first, then a drink and a food
   shop, then ever better rides while keeping a cash reserve, a drink:food:specialty shop mix
   near 4:3:2 (the ratio the paper's planners were biased toward), a mechanic once rides break
   and janitors when the park gets dirty.
 * :class:`RandomAgent` picks a random valid action (checked against the rules without running
-  a day); with probability ``invalid_rate`` it instead makes one that breaks a rule
-  (unaffordable, out of bounds, occupied tile, not next to a path, price above the maximum,
-  unknown kind, nothing to remove, staff off the paths, or malformed text), as the paper's
-  rule-learning data did with rate 0.2.
+  a day).
+
+Invalid actions (either agent) break one rule of the park: unaffordable, out of bounds,
+occupied tile, not next to a path, price above the maximum, unknown kind, nothing to remove,
+staff off the paths, or a malformed action (unknown name, bad or missing argument); the paper's rule-learning data used a rate of 0.2.
 """
 from __future__ import annotations
 
@@ -18,6 +22,8 @@ from typing import Any
 
 import numpy as np
 
+from ...agents import Agent
+from ..base import EnvSpec
 from .actions import apply_action
 from .params import COLOURS, GRID_SIZE, RIDE_TYPES, RIDES, SHOP_TYPES, SHOPS, STAFF, STAFF_TYPES
 
@@ -49,26 +55,61 @@ def _place(x: int, y: int, kind: str, subtype: str, subclass: str | None = None,
 WAIT = {"name": "wait", "args": {}}
 
 
-class HeuristicAgent:
+class _ParkAgent(Agent):
+    """Shared parts: optional spec and rng, rule-breaking invalid actions."""
+
+    def __init__(self, spec: EnvSpec | None = None, invalid_rate: float = 0.0, seed: int | None = None):
+        if spec is None:
+            from .spec import build_spec
+            spec = build_spec()
+        super().__init__(spec, invalid_rate=invalid_rate, seed=seed)
+        self.rng = np.random.default_rng(seed)
+
+    def act(self, state: dict, rng: np.random.Generator | None = None) -> dict:
+        """The next action (an invalid one with probability ``invalid_rate``)."""
+        return super().act(state, self.rng if rng is None else rng)
+
+    def invalid_action(self, state: dict, rng: np.random.Generator, tries: int = 20) -> dict:
+        """An action dict that the park's rules refuse (checked); falls back to an unknown action."""
+        for _ in range(tries):
+            kind = INVALID_KINDS[int(rng.integers(len(INVALID_KINDS)))]
+            a = make_invalid(state, kind, rng)
+            if a is None:
+                continue
+            _, ok, _, _ = apply_action(state, a)
+            if not ok:
+                return a
+        return {"name": "build", "args": {}}
+
+
+class HeuristicAgent(_ParkAgent):
     """A sensible rule-based park manager (see the module docstring).
 
     Args:
+        spec: the environment's spec (optional; accepted for :func:`cassandra_wm.agents.make_agent`).
+        invalid_rate: share of days on which it sends a rule-breaking action instead.
+        seed: for its own random generator, used when ``act`` gets no ``rng``.
         price_cap: never charge more than this (guests carry limited money).
         reserve_days: keep this many days of fixed costs (shops, salaries) in cash, at least $150.
-        seed: for its own random generator, used only when ``act`` gets no ``rng``.
     """
 
     name = "heuristic"
 
-    def __init__(self, price_cap: float = 15.0, reserve_days: float = 3.0, seed: int = 0):
+    def __init__(self, spec: EnvSpec | None = None, invalid_rate: float = 0.0, seed: int | None = None,
+                 price_cap: float = 15.0, reserve_days: float = 3.0):
+        super().__init__(spec, invalid_rate=invalid_rate, seed=seed)
         self.price_cap = float(price_cap)
         self.reserve_days = float(reserve_days)
-        self.rng = np.random.default_rng(seed)
+
+    def describe(self) -> dict:
+        d = super().describe()
+        d.update(price_cap=self.price_cap, reserve_days=self.reserve_days)
+        return d
 
     def _price(self, table: dict, sub: str, col: str) -> float:
         return float(min(table[sub][col]["max_price"], self.price_cap))
 
-    def act(self, state: dict, rng: np.random.Generator | None = None) -> dict:
+    def choose(self, state: dict, rng: np.random.Generator) -> dict:
         money = float(state["money"])
         reserve = max(150.0, self.reserve_days * float(state["daily_fixed_costs"]))
         spots = free_spots(state)
@@ -130,38 +171,23 @@ def _dirtiest_path(state: dict) -> tuple[int, int]:
     return min((tuple(p) for p in state["paths"]), key=lambda p: (clean[p[1]][p[0]], p))
 
 
-class RandomAgent:
-    """Random valid actions, or (with probability ``invalid_rate``) an action that breaks a rule.
+class RandomAgent(_ParkAgent):
+    """Random valid actions (checked with the action rules, no day simulated), or with
+    probability ``invalid_rate`` an action that breaks a rule.
 
-    Valid actions are checked with the deterministic action rules (no day is simulated).
-    ``text_rate`` is the share of actions returned in text form instead of dicts.
+    ``wait_weight`` is the relative weight of waiting among the kinds of action it draws.
     """
 
     name = "random"
-    INVALID_KINDS = ("not_affordable", "out_of_bounds", "occupied", "not_adjacent_to_path",
-                     "price_above_max", "unknown_kind", "no_attraction", "not_on_path", "malformed")
 
-    def __init__(self, invalid_rate: float = 0.0, seed: int = 0, text_rate: float = 0.0,
+    def __init__(self, spec: EnvSpec | None = None, invalid_rate: float = 0.0, seed: int | None = None,
                  wait_weight: float = 0.3):
-        if not 0.0 <= invalid_rate <= 1.0:
-            raise ValueError(f"invalid_rate must be in [0, 1], got {invalid_rate!r}")
-        self.invalid_rate = float(invalid_rate)
-        self.text_rate = float(text_rate)
+        super().__init__(spec, invalid_rate=invalid_rate, seed=seed)
         self.wait_weight = float(wait_weight)
-        self.rng = np.random.default_rng(seed)
 
-    def act(self, state: dict, rng: np.random.Generator | None = None) -> dict | str:
-        rng = self.rng if rng is None else rng
-        if rng.random() < self.invalid_rate:
-            action = self.invalid_action(state, rng)
-        else:
-            action = self.valid_action(state, rng)
-        if isinstance(action, dict) and rng.random() < self.text_rate:
-            from ..base import format_action
-            return format_action(action)
-        return action
+    def choose(self, state: dict, rng: np.random.Generator) -> dict:
+        return self.valid_action(state, rng)
 
-    # -- valid ---------------------------------------------------------------------------
     def valid_action(self, state: dict, rng: np.random.Generator, tries: int = 20) -> dict:
         for _ in range(tries):
             a = self._propose(state, rng)
@@ -216,81 +242,79 @@ class RandomAgent:
         return {"name": "move", "args": {"x": s["x"], "y": s["y"], "new_x": nx, "new_y": ny,
                                          "subtype": s["subtype"]}}
 
-    # -- invalid -------------------------------------------------------------------------
-    def invalid_action(self, state: dict, rng: np.random.Generator, tries: int = 20) -> dict | str:
-        """An action that the rules refuse (checked); falls back to malformed text."""
-        for _ in range(tries):
-            kind = self.INVALID_KINDS[int(rng.integers(len(self.INVALID_KINDS)))]
-            a = self.make_invalid(state, kind, rng)
-            if a is None:
-                continue
-            _, ok, _, _ = apply_action(state, a)
-            if not ok:
-                return a
-        return "place(x=1, y="
-
-    def make_invalid(self, state: dict, kind: str, rng: np.random.Generator) -> dict | str | None:
-        """One action meant to fail for reason ``kind`` (None when the park makes that impossible)."""
-        spots = free_spots(state)
-        money = float(state["money"])
-        if kind == "malformed":
-            return ["place(x=1, y=", "build a ride please", "wait(", "place(1, 2)",
-                    "remove(x=one, y=2, type='ride')"][int(rng.integers(5))]
-        if kind == "not_affordable":
-            if not spots:
-                return None
-            options = [(sub, col) for sub in RIDE_TYPES for col in COLOURS
-                       if RIDES[sub][col]["building_cost"] > money]
-            if not options:
-                return None
-            sub, col = options[int(rng.integers(len(options)))]
-            x, y = spots[int(rng.integers(len(spots)))]
-            return _place(x, y, "ride", sub, col, RIDES[sub][col]["max_price"])
-        if kind == "out_of_bounds":
-            x = int(rng.choice([-1, GRID_SIZE, GRID_SIZE + 3]))
-            return _place(x, int(rng.integers(GRID_SIZE)), "ride", "carousel", "yellow", 1)
-        if kind == "occupied":
-            taken = state["paths"] + [[a["x"], a["y"]] for a in state["rides"] + state["shops"]]
-            x, y = taken[int(rng.integers(len(taken)))]
-            return _place(x, y, "shop", "drink", "yellow", 1)
-        if kind == "not_adjacent_to_path":
-            paths = {tuple(p) for p in state["paths"]}
-            far = [(x, y) for x in range(GRID_SIZE) for y in range(GRID_SIZE)
-                   if all((x + dx, y + dy) not in paths for dx in (-1, 0, 1) for dy in (-1, 0, 1))]
-            if not far:
-                return None
-            x, y = far[int(rng.integers(len(far)))]
-            return _place(x, y, "shop", "food", "yellow", 1)
-        if kind == "price_above_max":
-            if not spots:
-                return None
-            x, y = spots[int(rng.integers(len(spots)))]
-            return _place(x, y, "ride", "carousel", "yellow", RIDES["carousel"]["yellow"]["max_price"] + 1 +
-                          int(rng.integers(10)))
-        if kind == "unknown_kind":
-            if not spots:
-                return None
-            x, y = spots[int(rng.integers(len(spots)))]
-            return [_place(x, y, "ride", "bumper_cars", "yellow", 1), _place(x, y, "shop", "drink", "purple", 1),
-                    _place(x, y, "hotel", "carousel", "yellow", 1)][int(rng.integers(3))]
-        if kind == "no_attraction":
-            x, y = spots[0] if spots else (0, 0)
-            return {"name": "remove", "args": {"x": x, "y": y, "type": "ride"}}
-        if kind == "not_on_path":
-            if not spots:
-                return None
-            x, y = spots[int(rng.integers(len(spots)))]
-            return _place(x, y, "staff", "janitor")
-        return None
 
 
-def make_agent(kind: str, spec_or_env: Any = None, invalid_rate: float = 0.0, seed: int = 0):
-    """Build an agent by name: "heuristic" or "random" (``spec_or_env`` is accepted and unused)."""
-    if kind == "heuristic":
-        return HeuristicAgent(seed=seed)
-    if kind == "random":
-        return RandomAgent(invalid_rate=invalid_rate, seed=seed)
-    raise ValueError(f"unknown theme_park agent {kind!r}; choose 'heuristic' or 'random'")
+INVALID_KINDS = ("not_affordable", "out_of_bounds", "occupied", "not_adjacent_to_path",
+                 "price_above_max", "unknown_kind", "no_attraction", "not_on_path", "malformed")
 
 
-__all__ = ["HeuristicAgent", "RandomAgent", "make_agent", "free_spots"]
+def make_invalid(state: dict, kind: str, rng: np.random.Generator) -> dict | None:
+    """One action meant to fail for reason ``kind`` (None when the park makes that impossible)."""
+    spots = free_spots(state)
+    money = float(state["money"])
+    if kind == "malformed":   # kept as dicts, so stored trajectories hold only action dicts
+        return [{"name": "build", "args": {"x": 1, "y": 2}},
+                {"name": "place", "args": {"x": "one", "y": 2, "type": "ride", "subtype": "carousel",
+                                           "subclass": "yellow", "price": 1}},
+                {"name": "modify", "args": {"x": 1, "y": 2}},
+                {"name": "wait", "args": {"days": 2}}][int(rng.integers(4))]
+    if kind == "not_affordable":
+        if not spots:
+            return None
+        options = [(sub, col) for sub in RIDE_TYPES for col in COLOURS
+                   if RIDES[sub][col]["building_cost"] > money]
+        if not options:
+            return None
+        sub, col = options[int(rng.integers(len(options)))]
+        x, y = spots[int(rng.integers(len(spots)))]
+        return _place(x, y, "ride", sub, col, RIDES[sub][col]["max_price"])
+    if kind == "out_of_bounds":
+        x = int(rng.choice([-1, GRID_SIZE, GRID_SIZE + 3]))
+        return _place(x, int(rng.integers(GRID_SIZE)), "ride", "carousel", "yellow", 1)
+    if kind == "occupied":
+        taken = state["paths"] + [[a["x"], a["y"]] for a in state["rides"] + state["shops"]]
+        x, y = taken[int(rng.integers(len(taken)))]
+        return _place(x, y, "shop", "drink", "yellow", 1)
+    if kind == "not_adjacent_to_path":
+        paths = {tuple(p) for p in state["paths"]}
+        far = [(x, y) for x in range(GRID_SIZE) for y in range(GRID_SIZE)
+               if all((x + dx, y + dy) not in paths for dx in (-1, 0, 1) for dy in (-1, 0, 1))]
+        if not far:
+            return None
+        x, y = far[int(rng.integers(len(far)))]
+        return _place(x, y, "shop", "food", "yellow", 1)
+    if kind == "price_above_max":
+        if not spots:
+            return None
+        x, y = spots[int(rng.integers(len(spots)))]
+        return _place(x, y, "ride", "carousel", "yellow", RIDES["carousel"]["yellow"]["max_price"] + 1 +
+                      int(rng.integers(10)))
+    if kind == "unknown_kind":
+        if not spots:
+            return None
+        x, y = spots[int(rng.integers(len(spots)))]
+        return [_place(x, y, "ride", "bumper_cars", "yellow", 1), _place(x, y, "shop", "drink", "purple", 1),
+                _place(x, y, "hotel", "carousel", "yellow", 1)][int(rng.integers(3))]
+    if kind == "no_attraction":
+        x, y = spots[0] if spots else (0, 0)
+        return {"name": "remove", "args": {"x": x, "y": y, "type": "ride"}}
+    if kind == "not_on_path":
+        if not spots:
+            return None
+        x, y = spots[int(rng.integers(len(spots)))]
+        return _place(x, y, "staff", "janitor")
+    return None
+
+
+AGENTS = {"heuristic": HeuristicAgent, "random": RandomAgent}
+
+
+def make_agent(kind: str, spec_or_env: Any = None, invalid_rate: float = 0.0, seed: int | None = 0) -> Agent:
+    """Build a theme-park agent by name: "heuristic" or "random"."""
+    if kind not in AGENTS:
+        raise ValueError(f"unknown theme_park agent {kind!r}; choose from {sorted(AGENTS)}")
+    spec = getattr(spec_or_env, "spec", spec_or_env)
+    return AGENTS[kind](spec if isinstance(spec, EnvSpec) else None, invalid_rate=invalid_rate, seed=seed)
+
+
+__all__ = ["HeuristicAgent", "RandomAgent", "AGENTS", "make_agent", "make_invalid", "free_spots", "INVALID_KINDS"]
