@@ -4,9 +4,10 @@ import json
 import pytest
 
 from cassandra_wm.codewm.errors import E_EXEC, E_OD, E_PS, Transition, error_type
-from cassandra_wm.codewm.llm_code import (INIT_ACTION_SCHEMA, REFINE_SCHEMA, clean_code, example_state, init_code,
-                                          init_action_messages, parse_refinements, propose_refinements,
-                                          refine_messages, salvage_code)
+from cassandra_wm.codewm.llm_code import (INIT_ACTION_SCHEMA, REFINE_SCHEMA, clean_code, estimate_tokens,
+                                          example_state, fit_messages, init_action_messages, init_code,
+                                          parse_refinements, prompt_budget, propose_refinements, refine_messages,
+                                          salvage_code)
 from cassandra_wm.codewm.model import CodeModel, make_function
 from cassandra_wm.codewm.sandbox import ExecResult, Sandbox
 from cassandra_wm.envs.base import ActionSpec, ArgSpec, EnvSpec, VariableSpec
@@ -36,11 +37,31 @@ def test_example_state_comes_from_the_spec_only():
 def test_init_prompt_has_the_appendix_structure():
     msgs = init_action_messages(SPEC, "set_price")
     sys_text, user = msgs[0]["content"], msgs[1]["content"]
-    for piece in (SPEC.manual, "/shop/price", "JSON patches", "precondition function", "dynamic function",
-                  "DETERMINISTIC VARIABLES", '"preconditions"'):
-        assert piece in sys_text
+    for piece in (SPEC.manual, "/shop/price", "JSON PATCH", "precondition: def", "dynamic: def",
+                  "ONLY these deterministic variables: /shop/price (price), /shop/level (level)", '"preconditions"',
+                  "State shape"):
+        assert piece in sys_text, piece
     assert "set_price(price: float in [1, 10])" in user
-    assert "money (stochastic" in sys_text and "level (deterministic" in sys_text.split("DETERMINISTIC VARIABLES")[1]
+    assert "money (stochastic" in sys_text
+
+
+def test_prompts_fit_a_context_budget():
+    long_spec = EnvSpec(
+        name="long", manual="\n\n".join([f"Story paragraph {i} about the weather and the guests. " * 8 for i in range(12)]
+                                         + ["set_price(price) may move the price by at most 2 per day."]),
+        variables=SPEC.variables, actions=SPEC.actions)
+    full = init_action_messages(long_spec, "set_price")
+    msgs, note = fit_messages(lambda man: init_action_messages(long_spec, "set_price", None, man), long_spec, 900)
+    assert estimate_tokens(msgs) <= 900 < estimate_tokens(full) and "shortened" in note
+    # the paragraph about the action survives, story paragraphs go first
+    assert "may move the price by at most 2" in msgs[0]["content"] and "left out" in msgs[0]["content"]
+    assert fit_messages(lambda man: init_action_messages(long_spec, "set_price", None, man), long_spec, None)[1] is None
+    assert prompt_budget(ScriptedChat(replies=["x"]), 500) is None
+    assert prompt_budget(ScriptedChat(replies=["x"]), 500, context_tokens=2048) == 2048 - 500 - 48
+    chat = ScriptedChat(replies=[GOOD_SET_PRICE, "no", "no"])
+    out = init_code(chat, long_spec, progress=False, context_tokens=1400, max_tokens=400)
+    assert all(estimate_tokens(r["messages"]) <= 1400 - 400 for r in chat.requests)
+    assert any("shortened" in n for e in out.log for n in e["notes"])
 
 
 def test_init_code_with_good_weak_and_garbage_replies():
@@ -112,7 +133,7 @@ def test_refine_prompt_shows_the_failure_and_the_functions():
     user = msgs[1]["content"]
     assert "Error type: E_ps" in user and "already at the top level" in user and "function_id: pre_upgrade_money" in user
     assert "Propose 3 refinements" in user and "act_upgrade" in user
-    assert "add|remove|replace" in msgs[0]["content"]
+    assert "- replace: an existing function" in msgs[0]["content"] and "\"refinements\"" in msgs[0]["content"]
 
 
 def test_parse_refinements_reads_lenient_and_drops_bad_items():
@@ -159,3 +180,10 @@ def test_propose_refinements_records_usage_and_asks_for_json():
                             culprits=["pre_upgrade_money"], k=3)
     assert p.candidates == [] and p.notes == ["reply held no refinements"]
     assert p.usage["prompt_tokens"] > 0 and chat.requests[0]["schema"] == REFINE_SCHEMA
+
+
+def test_json_with_raw_newlines_in_strings_is_read():
+    text = '{"action_name": "upgrade", "action_description": "up", "code": "def up(state, action):\n    return []", "preconditions": []}'
+    fns, notes = __import__("cassandra_wm.codewm.llm_code", fromlist=["x"]).parse_action_reply(
+        Reply(text=text), "upgrade", CodeModel())
+    assert [f.fid for f in fns] == ["act_upgrade"] and fns[0].source == "def up(state, action):\n    return []\n"

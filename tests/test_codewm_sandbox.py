@@ -179,3 +179,17 @@ def test_sandbox_rejects_bad_parameters():
         Sandbox(SPEC, call_timeout=0)
     with pytest.raises(ValueError):
         Sandbox(SPEC, memory_mb=10)
+
+
+def test_spec_rules_out_unknown_actions_and_optionally_bad_arguments():
+    m = phi(("action", "set_price", SET_PRICE), ("dynamic", None, TICK))
+    with Sandbox(SPEC) as sb:
+        unknown, bad_arg = sb.evaluate(m, [(STATE, {"name": "sell_shop", "args": {}}),
+                                           (STATE, {"name": "set_price", "args": {"price": "lots"}})])
+    assert not unknown.valid and "not in the action space" in unknown.feedback[0] and unknown.det["day"] == 5
+    assert bad_arg.valid and bad_arg.det["price"] == "lots"  # left to learned preconditions by default
+    with Sandbox(SPEC, spec_arg_checks=True, reject_unknown_actions=False) as sb:
+        unknown, bad_arg = sb.evaluate(m, [(STATE, {"name": "sell_shop", "args": {}}),
+                                           (STATE, {"name": "set_price", "args": {"price": "lots"}})])
+    assert unknown.valid and not bad_arg.valid and "must be a number" in bad_arg.feedback[0]
+    assert bad_arg.det == {"price": 3.0, "day": 5, "log": []}

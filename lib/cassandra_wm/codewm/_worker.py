@@ -316,7 +316,10 @@ def _evaluate(req: dict, send) -> None:
         aname = action.get("name") if isinstance(action, dict) else None
         errors, failed, feedback = [], [], []
         valid = True
-        for fn in pre.get(aname, ()):
+        if item.get("reject"):  # ruled out by the spec before any function runs
+            valid = False
+            feedback.append(str(item["reject"]))
+        for fn in (pre.get(aname, ()) if valid else ()):
             out, err = _call(fn, _jcopy(state), _jcopy(action))
             if err is None:
                 if not (isinstance(out, (tuple, list)) and len(out) == 2 and isinstance(out[0], bool)):

@@ -30,6 +30,7 @@ def evaluate(spec: EnvSpec, sandbox: Sandbox, model: CodeModel, transitions: Seq
     trs = list(transitions)
     if not trs:
         raise ValueError("evaluate: no transitions to evaluate on")
+    sandbox.start()  # start-up time is not prediction time
     t0 = time.perf_counter()
     res = sandbox.evaluate(model, [(t.state, t.action) for t in trs])
     secs = time.perf_counter() - t0

@@ -37,36 +37,30 @@ from .sandbox import ExecResult
 log = logging.getLogger(__name__)
 
 # Bumped whenever a prompt changes, so replayed answers to an older wording are not mixed in.
-PROMPT_VERSION = "code-v1"
+PROMPT_VERSION = "code-v3"
 STATE_CHARS = 2500  # cap on a JSON state shown in a prompt
-CODE_CHARS = 2500  # cap on one function's source shown in a prompt
+CODE_CHARS = 1200  # cap on one function's source shown in a prompt
+MAX_SHOWN = 4  # functions shown in full in a refinement prompt
 DESC_CHARS = 400
 
 # -- prompt pieces ---------------------------------------------------------------------------
 
-PATCH_GUIDE = """JSON patches (RFC 6902). Action and dynamic functions return a Python list of
-operations; each operation is a dict with "op", "path" and usually "value":
-- "replace": set an existing value, e.g. {"op": "replace", "path": "/price", "value": 4.5}
-- "add": create a value (or overwrite it); for lists, "/items/0" inserts at index 0 and "/items/-" appends
-- "remove": delete a value, e.g. {"op": "remove", "path": "/items/2"}
-"path" is a JSON pointer: "/" then the keys from the root, list positions as numbers ("/a/0/b").
-Compute every value in Python first; the patch holds plain numbers, strings, booleans, lists or
-dicts. Change single values, not whole objects. An empty list [] means "no change"."""
+PATCH_GUIDE = """JSON PATCH (RFC 6902): a Python list of dicts, e.g.
+[{"op": "replace", "path": "/price", "value": 4.5}]. "op" is "replace" (set a value), "add" (create a
+value; "/items/-" appends to a list) or "remove". "path" is a JSON pointer: "/" then the keys from the
+root, list positions as numbers. Compute values in Python first. [] means no change."""
 
-FORMATS = """Function formats (plain Python functions; no classes, files, network or printing needed):
-- action function: def <name>(state, action): ... return <list of patch operations>
-  It describes what the action itself does and may assume all of the action's preconditions hold.
-- precondition function: def <name>(state, action): ... return (ok, feedback)
-  ok is True when the action may be taken, False otherwise; feedback is a short string saying why
-  it failed ("ok" when it passes). Each precondition checks one rule only.
-- dynamic function: def <name>(state): ... return <list of patch operations>
-  It describes the change that happens every step whatever the action.
-`state` is the JSON state as a dict; `action` is a dict {"name": <action name>, "args": {<argument>: <value>}}.
-Only these imports are allowed: """ + ", ".join(sorted(ALLOWED_MODULES)) + "."
+FORMATS = """FUNCTIONS (plain Python, no classes; allowed imports: """ + ", ".join(sorted(ALLOWED_MODULES)) + """):
+- action: def <name>(state, action): return <patch>  # what the action itself changes; may assume its preconditions hold
+- precondition: def <name>(state, action): return (ok, feedback)  # ok is True/False for ONE rule; feedback says why it failed
+- dynamic: def <name>(state): return <patch>  # change that happens every step whatever the action
+state is the state dict; action is {"name": <action name>, "args": {<argument>: <value>}}."""
 
-ORDER = """How the functions are used to predict one step: first every precondition of the action is
-checked; only if all pass is the action function's patch applied; then the dynamic function's
-patch is applied to the result, whether or not the action went through."""
+ORDER = ("To predict a step: check every precondition of the action; if all pass, apply the action's patch; "
+         "then apply the dynamic patch in any case.")
+
+CHARS_PER_TOKEN = 3.5  # rough size of a token of English/code for budgeting prompts
+VAR_DESC_CHARS = 140
 
 
 def example_state(spec: EnvSpec) -> dict:
@@ -99,18 +93,98 @@ def _json(obj: Any, n: int = STATE_CHARS) -> str:
     return _clip(json.dumps(obj, default=str, sort_keys=True), n)
 
 
-def background(spec: EnvSpec, state_example: dict | None = None) -> str:
-    """Manual, variables, actions and a state example: the shared opening of every prompt."""
-    ex = state_example if state_example is not None else example_state(spec)
-    return (f"ENVIRONMENT: {spec.name}\n{spec.manual.strip()}\n\n"
-            f"STATE VARIABLES (name, kind, type, range, JSON pointer: meaning):\n{spec.describe_variables()}\n"
-            f"Example of the state's shape (placeholder values): {_json(ex)}\n\n"
-            f"ACTIONS:\n{spec.describe_actions()}")
+def _num(x: Any) -> str:
+    return "inf" if x is None else f"{x:g}" if isinstance(x, float) else str(x)
+
+
+def describe_variables(spec: EnvSpec) -> str:
+    """One compact line per variable: name, kind, type and range, JSON pointer, shortened meaning."""
+    lines = []
+    for v in spec.variables:
+        if v.type == "categorical":
+            rng = f"one of {list(v.categories)}" if v.categories else "categorical"
+        else:
+            rng = ("integer" if v.integer else "number") + (
+                f" in [{_num(v.low) if v.low is not None else '-inf'}, {_num(v.high)}]"
+                if v.low is not None or v.high is not None else "")
+        lines.append(f"- {v.name} ({v.kind}, {rng}, at {v.path}): {_clip(v.description.strip(), VAR_DESC_CHARS)}")
+    return "\n".join(lines)
+
+
+def background(spec: EnvSpec, state_example: dict | None = None, manual: str | None = None) -> str:
+    """Manual, variables, actions (and the state's shape when it is nested): the opening of every prompt."""
+    text = (manual if manual is not None else spec.manual).strip()
+    out = (f"ENVIRONMENT {spec.name}. Manual:\n{text}\n\n"
+           f"STATE VARIABLES:\n{describe_variables(spec)}\n")
+    nested = any(v.path.count("/") > 1 for v in spec.variables)
+    if state_example is not None or nested:
+        ex = state_example if state_example is not None else example_state(spec)
+        out += f"State shape (placeholder values): {_json(ex)}\n"
+    return out + f"\nACTIONS:\n{spec.describe_actions()}"
 
 
 def det_spec(spec: EnvSpec) -> str:
-    return ("DETERMINISTIC VARIABLES (the only ones the functions may change; every other path is "
-            f"read-only):\n{spec.describe_variables('deterministic')}")
+    paths = ", ".join(f"{v.path} ({v.name})" for v in spec.deterministic)
+    return f"The functions may change ONLY these deterministic variables: {paths}. Everything else is read-only."
+
+
+def estimate_tokens(messages: list[dict]) -> int:
+    return int(sum(len(m["content"]) for m in messages) / CHARS_PER_TOKEN) + 8 * len(messages)
+
+
+def _relevance(paragraph: str, spec: EnvSpec) -> int:
+    """How often a manual paragraph mentions actions or deterministic variables."""
+    text = paragraph.lower()
+    words = {a.name for a in spec.actions} | {v.name for v in spec.deterministic}
+    words |= {w.replace("_", " ") for w in words}
+    return sum(text.count(w.lower()) for w in words)
+
+
+def shorten_manual(spec: EnvSpec, max_chars: int) -> str:
+    """The manual within ``max_chars``: paragraphs that mention actions and deterministic variables
+    least are left out first (order kept); a hard cut is the last resort."""
+    manual = spec.manual.strip()
+    if len(manual) <= max_chars:
+        return manual
+    note = "\n[Parts of the manual were left out to fit the model's context.]"
+    paras = [p for p in manual.split("\n\n") if p.strip()]
+    keep = list(range(len(paras)))
+    ranked = sorted(keep, key=lambda i: (_relevance(paras[i], spec), -len(paras[i])))
+    for i in ranked:
+        if len("\n\n".join(paras[j] for j in keep)) + len(note) <= max_chars or len(keep) == 1:
+            break
+        keep.remove(i)
+    text = "\n\n".join(paras[j] for j in keep)
+    if len(text) + len(note) > max_chars:
+        text = text[:max(200, max_chars - len(note))].rsplit(" ", 1)[0] + " ..."
+    return text + note
+
+
+def fit_messages(build, spec: EnvSpec, budget_tokens: int | None) -> tuple[list[dict], str | None]:
+    """Messages from ``build(manual)`` within ``budget_tokens``, shortening the manual when needed.
+
+    Returns the messages and a note when the manual was shortened (None otherwise).  Without a
+    budget the full manual is used.
+    """
+    msgs = build(None)
+    if budget_tokens is None:
+        return msgs, None
+    over = estimate_tokens(msgs) - budget_tokens
+    if over <= 0:
+        return msgs, None
+    target = max(300, len(spec.manual) - int(over * CHARS_PER_TOKEN))
+    manual = shorten_manual(spec, target)
+    return build(manual), (f"manual shortened to {len(manual)} of {len(spec.manual)} characters to fit "
+                           f"{budget_tokens} prompt tokens")
+
+
+def prompt_budget(chat: ChatClient, max_tokens: int, context_tokens: int | None = None) -> int | None:
+    """Prompt tokens available: the context size (given, or the client's ``context_tokens``/``n_ctx``
+    attribute) minus the reply's ``max_tokens`` and a small margin; None when the size is unknown."""
+    ctx = context_tokens or getattr(chat, "context_tokens", None) or getattr(chat, "n_ctx", None)
+    if not ctx:
+        return None
+    return max(256, int(ctx) - int(max_tokens) - 48)
 
 
 # -- output schemas --------------------------------------------------------------------------
@@ -143,38 +217,37 @@ REFINE_SCHEMA = {
 }
 
 
-def init_action_messages(spec: EnvSpec, action: str, state_example: dict | None = None) -> list[dict]:
+def init_action_messages(spec: EnvSpec, action: str, state_example: dict | None = None,
+                         manual: str | None = None) -> list[dict]:
     """Messages asking for one action's action function and precondition functions."""
     a = spec.action(action)
     system = (
-        "You are writing a world model: Python code that predicts how an environment's state changes.\n\n"
-        f"{background(spec, state_example)}\n\n{det_spec(spec)}\n\n{PATCH_GUIDE}\n\n{FORMATS}\n\n{ORDER}\n"
-        "Put only the direct effect of the action in the action function: change that happens every "
-        "step regardless of the action belongs to the dynamic function. Write one precondition "
-        "function per rule the manual states for this action (argument limits, costs that must be "
-        "affordable, capacities, maximum levels...), each general enough for any state.\n\n"
-        "Answer with a single JSON object:\n"
-        '{"action_name": "<the action>", "action_description": "<what the action changes>", '
-        '"code": "<Python source of the action function>", "preconditions": '
-        '[{"precondition_description": "<the rule>", "code": "<Python source>"}, ...]}')
+        "You write a world model: Python functions that predict how the state of an environment changes.\n\n"
+        f"{background(spec, state_example, manual)}\n\n{det_spec(spec)}\n\n{PATCH_GUIDE}\n\n{FORMATS}\n{ORDER}\n"
+        "The action function holds only the direct effect of the action (day-to-day change belongs to the "
+        "dynamic function). Write one precondition per rule the manual gives for this action (argument "
+        "limits, affordability, capacities, maximum levels), general enough for any state.\n\n"
+        "Reply with one JSON object shaped like this (replace every ... by real content):\n"
+        + json.dumps({"action_name": a.name, "action_description": "...",
+                      "code": f"def {a.name}(state, action):\n    ...\n    return [...]",
+                      "preconditions": [{"precondition_description": "...",
+                                         "code": "def rule_name(state, action):\n    ok = ...\n    return ok, \"...\""}]}))
     args = ", ".join(f"{x.name}: {x.type}" + (f" in [{x.low}, {x.high}]" if x.low is not None or x.high is not None else "")
                      for x in a.args)
-    user = (f"Write the action function and the precondition functions of this action:\n"
-            f"{a.name}({args}): {a.description}")
+    user = f"Write the action function and the preconditions of {a.name}({args}): {a.description}"
     return [{"role": "system", "content": system}, {"role": "user", "content": user}]
 
 
-def init_dynamic_messages(spec: EnvSpec, state_example: dict | None = None) -> list[dict]:
+def init_dynamic_messages(spec: EnvSpec, state_example: dict | None = None, manual: str | None = None) -> list[dict]:
     """Messages asking for the dynamic function."""
     system = (
-        "You are writing a world model: Python code that predicts how an environment's state changes.\n\n"
-        f"{background(spec, state_example)}\n\n{det_spec(spec)}\n\n{PATCH_GUIDE}\n\n{FORMATS}\n\n{ORDER}\n"
-        "The dynamic function captures every change to the deterministic variables that happens on its "
-        "own, step after step, independent of the action (combine several such effects in one function). "
-        "If the deterministic variables never change on their own, return an empty patch.\n\n"
-        "Answer with a single JSON object:\n"
-        '{"dynamic_description": "<what changes every step>", "code": "<Python source of the dynamic function>"}')
-    user = "Write the dynamic function for the deterministic variables listed above."
+        "You write a world model: Python functions that predict how the state of an environment changes.\n\n"
+        f"{background(spec, state_example, manual)}\n\n{det_spec(spec)}\n\n{PATCH_GUIDE}\n\n{FORMATS}\n{ORDER}\n"
+        "The dynamic function gathers every change to the deterministic variables that happens by itself each "
+        "step, whatever the action. If they never change by themselves, it returns [].\n\n"
+        "Reply with one JSON object shaped like this (replace every ... by real content):\n"
+        + json.dumps({"dynamic_description": "...", "code": "def dynamic(state):\n    ...\n    return [...]"}))
+    user = "Write the dynamic function for the deterministic variables above."
     return [{"role": "system", "content": system}, {"role": "user", "content": user}]
 
 
@@ -185,24 +258,23 @@ def _show_function(f: CodeFunction) -> str:
 
 
 def refine_messages(spec: EnvSpec, model: CodeModel, tr: Transition, result: ExecResult, error_type: str,
-                    culprits: Sequence[str], k: int = 3, state_example: dict | None = None) -> list[dict]:
+                    culprits: Sequence[str], k: int = 3, state_example: dict | None = None,
+                    manual: str | None = None) -> list[dict]:
     """Messages asking for ``k`` refinements after phi got transition ``tr`` wrong."""
     system = (
-        "You improve a world model: a set of Python functions that predict how an environment's state "
-        "changes after an action.\n\n"
-        f"{background(spec, state_example)}\n\n{det_spec(spec)}\n\n{PATCH_GUIDE}\n\n{FORMATS}\n\n{ORDER}\n\n"
-        "You are shown one step the functions got wrong, the kind of error, and the functions involved. "
-        "Work out what is wrong, then propose refinements. Each refinement does exactly one of:\n"
-        "- add: a new function (give kind, action for action/precondition functions, description and code);\n"
-        "- remove: an existing function (give its function_id);\n"
-        "- replace: an existing function with new code (give its function_id, description and code).\n"
-        "There is one action function per action and one dynamic function; preconditions can be many, "
-        "each checking one rule. Use the exact function_id shown. Assume the manual above holds every "
-        "rule you need.\n\n"
-        "Answer with a single JSON object:\n"
-        '{"refinements": [{"operation": "add|remove|replace", "function_id": "<id, empty for add>", '
-        '"kind": "action|precondition|dynamic", "action": "<action name, empty for dynamic>", '
-        '"description": "<what the function does>", "code": "<Python source, empty for remove>"}]}')
+        "You improve a world model: Python functions that predict how the state of an environment changes.\n\n"
+        f"{background(spec, state_example, manual)}\n\n{det_spec(spec)}\n\n{PATCH_GUIDE}\n\n{FORMATS}\n{ORDER}\n\n"
+        "You see one step the functions got wrong, the error type and the functions involved. Find the "
+        "mistake, then propose refinements; each one does exactly one thing:\n"
+        "- add: a new function (kind; action, unless dynamic; description; code)\n"
+        "- remove: an existing function (its function_id)\n"
+        "- replace: an existing function by new code (its function_id; description; code)\n"
+        "Each action has one action function and the model one dynamic function; preconditions may be many, "
+        "one rule each. Use function_ids exactly as shown. The manual holds every rule you need.\n\n"
+        "Reply with one JSON object shaped like this (replace every ... by real content):\n"
+        + json.dumps({"refinements": [{"operation": "replace", "function_id": "...", "kind": "precondition",
+                                       "action": "...", "description": "...",
+                                       "code": "def rule_name(state, action):\n    ok = ...\n    return ok, \"...\""}]}))
     aname = tr.action.get("name", "?")
     try:
         atext = format_action(tr.action)
@@ -223,11 +295,11 @@ def refine_messages(spec: EnvSpec, model: CodeModel, tr: Transition, result: Exe
     if result.errors:
         lines.append("execution errors:")
         lines += [f"- {fid}: {_clip(msg, 300)}" for fid, msg in result.errors[:6]]
-    shown = [model.functions[f] for f in culprits if f in model.functions]
+    shown = [model.functions[f] for f in culprits if f in model.functions][:MAX_SHOWN]
     lines += ["", "Functions involved:" if shown else
               f"Functions involved: none (phi has no function for this case; action {aname!r})."]
     lines += [_show_function(f) for f in shown]
-    others = [f.fid for f in model.for_action(aname) if f.fid not in set(culprits)]
+    others = [f.fid for f in model.for_action(aname) if f.fid not in {g.fid for g in shown}]
     if others:
         lines.append("Other functions used for this action: " + ", ".join(others))
     lines += ["", f"Propose {k} refinement{'s' if k != 1 else ''} that would fix this error without "
@@ -261,11 +333,27 @@ def clean_code(code: Any) -> str:
     return s + "\n" if s.strip() else ""
 
 
+def lenient_json(text: str) -> Any:
+    """The first JSON object in ``text``, accepting raw newlines and tabs inside strings (small
+    models often write code into JSON strings without escaping them); None when there is none."""
+    s = (text or "").strip()
+    start = s.find("{")
+    if start < 0:
+        return None
+    try:
+        obj, _ = json.JSONDecoder(strict=False).raw_decode(s[start:])
+        return obj
+    except ValueError:
+        return None
+
+
 def reply_object(reply: Reply) -> tuple[Any, str | None]:
     """The JSON object of a reply (parsed by the backend or here), or (None, reason)."""
     if isinstance(reply.parsed, (dict, list)):
         return reply.parsed, None
     obj, err = parse_json_reply(reply.text or "")
+    if obj is None:
+        obj = lenient_json(reply.text or "")
     if obj is None:
         return None, reply.parse_error or err or "no JSON in reply"
     return obj, None
@@ -274,9 +362,10 @@ def reply_object(reply: Reply) -> tuple[Any, str | None]:
 def salvage_code(text: str) -> list[str]:
     """Complete ``"code": "..."`` strings of a truncated JSON reply, else fenced Python blocks."""
     out = []
+    dec = json.JSONDecoder(strict=False)
     for m in _CODE_FIELD.finditer(text or ""):
         try:
-            out.append(json.loads('"' + m.group(1) + '"'))
+            out.append(dec.decode('"' + m.group(1) + '"'))
         except ValueError:
             continue
     if not out:
@@ -398,12 +487,15 @@ def parse_dynamic_reply(reply: Reply, model: CodeModel) -> tuple[list[CodeFuncti
 
 
 def init_code(chat: ChatClient, spec: EnvSpec, actions: Sequence[str] | None = None,
-              state_example: dict | None = None, max_tokens: int = 600, temperature: float = 0.0,
-              seed: int | None = 0, stage: str | None = "02_code_init", progress: bool = True) -> InitResult:
+              state_example: dict | None = None, max_tokens: int = 512, temperature: float = 0.0,
+              seed: int | None = 0, stage: str | None = "02_code_init", progress: bool = True,
+              context_tokens: int | None = None) -> InitResult:
     """Initial phi from the manual and the specs alone: one call per action, one for the dynamic function.
 
-    Never raises because of a bad reply: each part that yields nothing is recorded in
-    ``model.empty_actions`` (or the log, for the dynamic function) with the reason.
+    ``context_tokens`` (or the client's ``context_tokens`` attribute) bounds the prompt: the manual
+    is shortened to fit, and the log says so.  Never raises because of a bad reply: each part that
+    yields nothing is recorded in ``model.empty_actions`` (or the log, for the dynamic function)
+    with the reason.
     """
     from tqdm.auto import tqdm
 
@@ -415,11 +507,14 @@ def init_code(chat: ChatClient, spec: EnvSpec, actions: Sequence[str] | None = N
     entries: list[dict] = []
     total = {"prompt_tokens": 0, "completion_tokens": 0, "seconds": 0.0, "calls": 0}
     parts = [("action", n) for n in names] + [("dynamic", None)]
+    budget = prompt_budget(chat, max_tokens, context_tokens)
     for kind, name in tqdm(parts, desc="initial code", disable=not progress):
         if kind == "action":
-            msgs, schema = init_action_messages(spec, name, state_example), INIT_ACTION_SCHEMA
+            msgs, cut = fit_messages(lambda man: init_action_messages(spec, name, state_example, man), spec, budget)
+            schema = INIT_ACTION_SCHEMA
         else:
-            msgs, schema = init_dynamic_messages(spec, state_example), INIT_DYNAMIC_SCHEMA
+            msgs, cut = fit_messages(lambda man: init_dynamic_messages(spec, state_example, man), spec, budget)
+            schema = INIT_DYNAMIC_SCHEMA
         reply, fail, secs = _chat(chat, msgs, schema, max_tokens, temperature, seed, stage)
         use = _usage(reply, secs)
         for k2 in ("prompt_tokens", "completion_tokens", "seconds"):
@@ -431,6 +526,8 @@ def init_code(chat: ChatClient, spec: EnvSpec, actions: Sequence[str] | None = N
             fns, notes = parse_action_reply(reply, name, model)
         else:
             fns, notes = parse_dynamic_reply(reply, model)
+        if cut:
+            notes.append(cut)
         for f in fns:
             model = model.with_function(f)
         if not fns:
@@ -551,16 +648,23 @@ def parse_refinements(reply: Reply, spec: EnvSpec, model: CodeModel, tr: Transit
 
 def propose_refinements(chat: ChatClient, spec: EnvSpec, model: CodeModel, transition: Transition,
                         result: ExecResult, error_type: str, culprits: Sequence[str] = (), k: int = 3,
-                        state_example: dict | None = None, max_tokens: int = 700, temperature: float = 0.0,
-                        seed: int | None = 0, sample_index: int = 0, stage: str | None = "02_code_refine"
-                        ) -> Proposal:
-    """Ask for ``k`` refinements of ``model`` after it got ``transition`` wrong (one chat call)."""
-    msgs = refine_messages(spec, model, transition, result, error_type, culprits, k, state_example)
+                        state_example: dict | None = None, max_tokens: int = 600, temperature: float = 0.0,
+                        seed: int | None = 0, sample_index: int = 0, stage: str | None = "02_code_refine",
+                        context_tokens: int | None = None) -> Proposal:
+    """Ask for ``k`` refinements of ``model`` after it got ``transition`` wrong (one chat call).
+
+    ``context_tokens`` bounds the prompt as in :func:`init_code`.
+    """
+    budget = prompt_budget(chat, max_tokens, context_tokens)
+    msgs, cut = fit_messages(lambda man: refine_messages(spec, model, transition, result, error_type, culprits, k,
+                                                         state_example, man), spec, budget)
     reply, fail, secs = _chat(chat, msgs, REFINE_SCHEMA, max_tokens, temperature, seed, stage, sample_index)
     use = _usage(reply, secs)
     if reply is None:
-        return Proposal(notes=[fail], usage=use, model=getattr(chat, "model", ""))
+        return Proposal(notes=[fail] + ([cut] if cut else []), usage=use, model=getattr(chat, "model", ""))
     cands, notes = parse_refinements(reply, spec, model, transition, error_type, culprits, k)
+    if cut:
+        notes.append(cut)
     return Proposal(candidates=cands, notes=notes, usage=use, reply_text=_clip(reply.text or "", 4000),
                     model=reply.model or getattr(chat, "model", ""))
 

@@ -82,15 +82,24 @@ class Sandbox:
     call_timeout: seconds one generated function may run before it is interrupted.
     memory_mb: address-space limit of the worker (RLIMIT_AS).
     hang_slack: extra seconds the parent waits for a result before it kills the worker.
+    reject_unknown_actions: an action whose name is not in the spec's action list is predicted
+        invalid without running any precondition or action function (the spec defines the action
+        space; no function of phi can belong to such an action).  The dynamic function still runs.
+    spec_arg_checks: also predict invalid, in the same way, an action whose arguments break the
+        spec's declared types and ranges (off by default: the paper leaves such checks to the
+        learned precondition functions).
     """
 
     def __init__(self, spec: EnvSpec, call_timeout: float = 0.5, memory_mb: int = 1024,
-                 hang_slack: float = 2.0):
+                 hang_slack: float = 2.0, reject_unknown_actions: bool = True, spec_arg_checks: bool = False):
         if call_timeout <= 0:
             raise ValueError(f"call_timeout must be positive, got {call_timeout}")
         if memory_mb < 128:
             raise ValueError(f"memory_mb must be at least 128, got {memory_mb}")
         self.spec = spec
+        self.reject_unknown_actions = bool(reject_unknown_actions)
+        self.spec_arg_checks = bool(spec_arg_checks)
+        self._actions = {a.name: a for a in spec.actions}
         self.call_timeout = float(call_timeout)
         self.memory_mb = int(memory_mb)
         self.hang_slack = float(hang_slack)
@@ -150,6 +159,11 @@ class Sandbox:
                 self._kill()
                 self.restarts += 1
             self._start()
+
+    def start(self) -> "Sandbox":
+        """Start the worker now (otherwise the first :meth:`evaluate` does), e.g. before timing."""
+        self._ensure()
+        return self
 
     def close(self) -> None:
         """Stop the worker and remove its scratch folder (safe to call twice)."""
@@ -241,7 +255,11 @@ class Sandbox:
                 a = coerce_action(a)
             except ValueError:
                 a = {"name": str(a), "args": {}}
-            norm.append({"state": st, "action": a})
+            item = {"state": st, "action": a}
+            why = self._reject(a)
+            if why:
+                item["reject"] = why
+            norm.append(item)
         n_calls = max(1, len(model.functions))
         per_item = self.call_timeout * (n_calls + 2) + self.hang_slack
         out: list[ExecResult | None] = [None] * len(norm)
@@ -293,6 +311,17 @@ class Sandbox:
         self.items += len(norm)
         self.seconds += time.perf_counter() - t0
         return out  # type: ignore[return-value]
+
+    def _reject(self, action: dict) -> str | None:
+        """Why the spec alone rules the action out (None when it does not, or the checks are off)."""
+        a = self._actions.get(action.get("name"))
+        if a is None:
+            return (f"unknown action {action.get('name')!r} (not in the action space)"
+                    if self.reject_unknown_actions else None)
+        if self.spec_arg_checks:
+            from ..envs.base import check_args
+            return check_args(a, action.get("args") or {})
+        return None
 
     def _fallback_det(self, state: dict) -> dict:
         det = {}
