@@ -268,3 +268,17 @@ def test_world_model_carries_the_theme_parks_structural_changes():
     assert valid.all() and s["rides"] == []  # input untouched
     assert all(len(x["rides"]) == 1 and x["num_rides"] == 1 and x["day"] == 1 for x in nxt)
     assert wm.counters_dict()["held:revenue"] == 2  # stochastic variables outside the network are held
+
+
+def test_heuristic_rollout_policy_plays_valid_actions():
+    from cassandra_wm.planning import make_rollout_policy
+    env = make_env("coffee_shop")
+    det = SimulatorDeterministic(env)
+    prop = make_proposer(env.spec, det)
+    policy = make_rollout_policy("heuristic", prop)
+    states = [env.reset(k) for k in range(6)]
+    acts = policy(states, np.random.default_rng(0))
+    assert len(acts) == 6 and all(env.check_action(s, a)[1] is None for s, a in zip(states, acts))
+    res = MCTS(OracleModel(env), prop, MCTSConfig(iterations=8, horizon=4, rollout_policy="heuristic")).plan(
+        states[0], np.random.default_rng(0))
+    assert res.model_steps == 8 * 4 and env.check_action(states[0], res.action)[1] is None

@@ -10,7 +10,8 @@ Appendix C.4 of the paper, as implemented here:
   backpropagate.  The simulation is ``rollouts`` rows (default 4) pushed through
   the model together, one ``sample_next`` call per step of the horizon.
 * After the expanded action, the rest of the horizon is filled by a rollout
-  policy (default: wait, i.e. the do-nothing action; see :mod:`.rollouts`).
+  policy (default: wait, i.e. the do-nothing action; or random proposals, or the
+  environment's heuristic agent; see :mod:`.rollouts`).
 * The value of a simulation is the predicted reward variable (money) at the
   horizon, averaged over its rollouts.  No value function is used.
 * UCT works on values normalised to [0, 1] by the smallest and largest mean
@@ -38,7 +39,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from ..envs.base import format_action
-from .rollouts import RolloutPolicy, make_rollout_policy
+from .rollouts import ROLLOUT_POLICIES, RolloutPolicy, make_rollout_policy
 
 
 class PlanningModel(Protocol):
@@ -69,7 +70,7 @@ class MCTSConfig:
     n_proposals: int = 100
     horizon: int = 3
     c_uct: float = 1.0
-    rollout_policy: str = "wait"  # "wait" or "random" (see rollouts.py)
+    rollout_policy: str = "wait"  # "wait", "random" or "heuristic" (see rollouts.py)
     final: str = "visits"  # pick the root child with most "visits" or best mean "value"
     terminal_penalty: float = 0.0  # subtracted from the value of rollouts that end terminal
 
@@ -82,8 +83,9 @@ class MCTSConfig:
             raise ValueError(f"MCTSConfig.c_uct must be >= 0, got {self.c_uct!r}")
         if self.final not in ("visits", "value"):
             raise ValueError(f"MCTSConfig.final must be 'visits' or 'value', got {self.final!r}")
-        if self.rollout_policy not in ("wait", "random"):
-            raise ValueError(f"MCTSConfig.rollout_policy must be 'wait' or 'random', got {self.rollout_policy!r}")
+        if self.rollout_policy not in ROLLOUT_POLICIES:
+            raise ValueError(f"MCTSConfig.rollout_policy must be one of {ROLLOUT_POLICIES}, "
+                             f"got {self.rollout_policy!r}")
         return self
 
 

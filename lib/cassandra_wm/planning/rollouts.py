@@ -9,8 +9,10 @@ action per row.
   the proposer's list for the first row's state (one proposer call per step; an
   action that is invalid in another row is counted as invalid by the model and
   leaves that row to the day's own dynamics).
-* :class:`AgentRollout`: each row asks an agent (e.g. the heuristic
-  data-collection agent) for its action.
+* :class:`AgentRollout` (``"heuristic"``): each row asks an agent (the
+  environment's heuristic data-collection agent) for its action, so the shop
+  keeps being run sensibly over a longer horizon (restocking, cleaning), which
+  lets investments with a slow payoff show their value.
 """
 from __future__ import annotations
 
@@ -45,24 +47,31 @@ class RandomProposalRollout:
 
 
 class AgentRollout:
-    """Rows ask ``agent.act(state)`` (or ``agent(state, rng)``) for their actions."""
+    """Rows ask an agent for their actions: ``agent.act(state, rng)`` (the data-collection
+    agents' interface) or, for a plain function, ``agent(state, rng)``."""
 
     def __init__(self, agent: Any):
         self.agent = agent
 
     def __call__(self, states: list[dict], rng: np.random.Generator) -> list[dict]:
-        if hasattr(self.agent, "act"):
-            return [self.agent.act(s) for s in states]
-        return [self.agent(s, rng) for s in states]
+        act = self.agent.act if hasattr(self.agent, "act") else self.agent
+        return [act(s, rng) for s in states]
+
+
+ROLLOUT_POLICIES = ("wait", "random", "heuristic")
 
 
 def make_rollout_policy(name: str, proposer: Any, n_proposals: int = 100) -> RolloutPolicy:
-    """Build a rollout policy by name: ``"wait"`` or ``"random"``."""
+    """Build a rollout policy by name: ``"wait"``, ``"random"`` or ``"heuristic"`` (the
+    environment's own heuristic agent, without deliberate invalid actions)."""
     if name == "wait":
         return WaitRollout(proposer)
     if name == "random":
         return RandomProposalRollout(proposer, n_proposals)
-    raise ValueError(f"unknown rollout policy {name!r}; choose 'wait' or 'random'")
+    if name == "heuristic":
+        from ..agents import make_agent
+        return AgentRollout(make_agent(proposer.spec, "heuristic", invalid_rate=0.0))
+    raise ValueError(f"unknown rollout policy {name!r}; choose one of {ROLLOUT_POLICIES}")
 
 
-__all__ = ["RolloutPolicy", "WaitRollout", "RandomProposalRollout", "AgentRollout", "make_rollout_policy"]
+__all__ = ["ROLLOUT_POLICIES", "RolloutPolicy", "WaitRollout", "RandomProposalRollout", "AgentRollout", "make_rollout_policy"]
