@@ -35,6 +35,9 @@ class Agent(abc.ABC):
         self.invalid_rate = float(invalid_rate)
         self.seed = seed
 
+    def start_episode(self, rng: np.random.Generator) -> None:
+        """Called at the start of every trajectory; agents with per-episode traits redraw them here."""
+
     def act(self, state: dict, rng: np.random.Generator) -> dict:
         """The next action: deliberately invalid with probability ``invalid_rate``."""
         if self.invalid_rate > 0 and rng.random() < self.invalid_rate:

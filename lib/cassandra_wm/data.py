@@ -87,6 +87,8 @@ def collect(env: str | Environment, agent: Any, n_trajectories: int, horizon: in
         env_seed, agent_seed = (int(x) for x in children[i].generate_state(2))
         rng = np.random.default_rng(agent_seed)
         state = copy_state(env_obj.reset(seed=env_seed))
+        if callable(getattr(agent, "start_episode", None)):
+            agent.start_episode(rng)
         for t in range(horizon):
             action = agent.act(state, rng)
             nxt, valid, info = env_obj.step(action)

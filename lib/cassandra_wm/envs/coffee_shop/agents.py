@@ -4,7 +4,10 @@
 when stock runs low, cleans when the shop gets dirty, nudges the price with the
 customers' mood and upgrades now and then when cash allows.  Thresholds are
 redrawn every day and the order of its priorities is sometimes shuffled, so the
-data covers a spread of situations.  With ``invalid_rate`` > 0 it sometimes sends a
+data covers a spread of situations.  Each trajectory also draws a
+"forgetfulness" in [0, ``neglect``]: the chance, per day, that it forgets to
+restock.  Without it the data would hardly ever show a shop running out of
+beans or milk, and a model fitted on it could not learn what a stock-out costs.  With ``invalid_rate`` > 0 it sometimes sends a
 deliberately invalid action, of varied kinds: breaking the rules of the shop
 (unaffordable or over-capacity purchases, too big a price jump, impossible
 upgrade, cleaning a clean shop) or breaking the action format (unknown action,
@@ -25,14 +28,20 @@ class HeuristicAgent(Agent):
     name = "heuristic"
 
     def __init__(self, spec: EnvSpec, invalid_rate: float = 0.0, seed: int | None = None,
-                 params: CoffeeShopParams | None = None, explore: float = 0.05):
+                 params: CoffeeShopParams | None = None, explore: float = 0.05, neglect: float = 0.5):
         super().__init__(spec, invalid_rate=invalid_rate, seed=seed)
         self.p = params or CoffeeShopParams()
         self.explore = float(explore)
+        self.neglect = float(neglect)
+        self.forget = float(np.random.default_rng(seed).uniform(0.0, self.neglect))
+
+    def start_episode(self, rng: np.random.Generator) -> None:
+        self.forget = float(rng.uniform(0.0, self.neglect))
 
     def describe(self) -> dict:
         d = super().describe()
         d["explore"] = self.explore
+        d["neglect"] = self.neglect
         return d
 
     # -- normal play --------------------------------------------------------
@@ -48,11 +57,12 @@ class HeuristicAgent(Agent):
 
         if float(state["cleanliness"]) < rng.uniform(35, 55) and money >= p.clean_cost + 20:
             out.append({"name": "clean", "args": {}})
+        restock = rng.random() >= self.forget
         for name, stock_key, need, cost, cap in (
                 ("buy_beans", "coffee_beans", beans_need, p.bean_cost, p.bean_capacity),
                 ("buy_milk", "milk", milk_need, p.milk_cost, p.milk_capacity)):
             stock = float(state[stock_key])
-            if stock < need * rng.uniform(1.5, 3.5):
+            if restock and stock < need * rng.uniform(1.5, 3.5):
                 units = min(need * rng.uniform(4, 9), cap - stock, 0.8 * money / cost, p.buy_high)
                 units = int(np.floor(units))
                 if units >= p.buy_low:
