@@ -37,7 +37,7 @@ from .sandbox import ExecResult
 log = logging.getLogger(__name__)
 
 # Bumped whenever a prompt changes, so replayed answers to an older wording are not mixed in.
-PROMPT_VERSION = "code-v3"
+PROMPT_VERSION = "code-v4"
 STATE_CHARS = 2500  # cap on a JSON state shown in a prompt
 CODE_CHARS = 1200  # cap on one function's source shown in a prompt
 MAX_SHOWN = 4  # functions shown in full in a refinement prompt
@@ -251,16 +251,29 @@ def init_dynamic_messages(spec: EnvSpec, state_example: dict | None = None, manu
     return [{"role": "system", "content": system}, {"role": "user", "content": user}]
 
 
-def _show_function(f: CodeFunction) -> str:
+def _show_function(f: CodeFunction, code_chars: int = CODE_CHARS) -> str:
     owner = f" of action {f.action}" if f.action else ""
-    desc = f"\ndescription: {_clip(f.description.strip(), DESC_CHARS)}" if f.description.strip() else ""
-    return f"function_id: {f.fid} ({f.kind}{owner}){desc}\n```python\n{_clip(f.source.rstrip(), CODE_CHARS)}\n```"
+    desc = f"\ndescription: {_clip(f.description.strip(), min(DESC_CHARS, code_chars // 3))}" if f.description.strip() else ""
+    return f"function_id: {f.fid} ({f.kind}{owner}){desc}\n```python\n{_clip(f.source.rstrip(), code_chars)}\n```"
 
 
 def refine_messages(spec: EnvSpec, model: CodeModel, tr: Transition, result: ExecResult, error_type: str,
                     culprits: Sequence[str], k: int = 3, state_example: dict | None = None,
-                    manual: str | None = None) -> list[dict]:
-    """Messages asking for ``k`` refinements after phi got transition ``tr`` wrong."""
+                    manual: str | None = None, code_chars: int = CODE_CHARS) -> list[dict]:
+    """Messages asking for ``k`` refinements after phi got transition ``tr`` wrong.
+
+    The output example names the first function involved (its id, kind and action), so that a
+    model which copies the example still refers to a real function.
+    """
+    shown = [model.functions[f] for f in culprits if f in model.functions][:MAX_SHOWN]
+    first = shown[0] if shown else None
+    example = {"operation": "replace" if first else "add", "function_id": first.fid if first else "",
+               "kind": first.kind if first else ("precondition" if error_type in ("E_pf", "E_ps") else "action"),
+               "action": (first.action or "") if first else tr.action.get("name", ""),
+               "description": "...",
+               "code": (f"def {first.name if first else 'rule_name'}("
+                        + ("state" if first is not None and first.kind == "dynamic" else "state, action")
+                        + "):\n    ...\n    return ...")}
     system = (
         "You improve a world model: Python functions that predict how the state of an environment changes.\n\n"
         f"{background(spec, state_example, manual)}\n\n{det_spec(spec)}\n\n{PATCH_GUIDE}\n\n{FORMATS}\n{ORDER}\n\n"
@@ -272,9 +285,7 @@ def refine_messages(spec: EnvSpec, model: CodeModel, tr: Transition, result: Exe
         "Each action has one action function and the model one dynamic function; preconditions may be many, "
         "one rule each. Use function_ids exactly as shown. The manual holds every rule you need.\n\n"
         "Reply with one JSON object shaped like this (replace every ... by real content):\n"
-        + json.dumps({"refinements": [{"operation": "replace", "function_id": "...", "kind": "precondition",
-                                       "action": "...", "description": "...",
-                                       "code": "def rule_name(state, action):\n    ok = ...\n    return ok, \"...\""}]}))
+        + json.dumps({"refinements": [example]}))
     aname = tr.action.get("name", "?")
     try:
         atext = format_action(tr.action)
@@ -295,10 +306,9 @@ def refine_messages(spec: EnvSpec, model: CodeModel, tr: Transition, result: Exe
     if result.errors:
         lines.append("execution errors:")
         lines += [f"- {fid}: {_clip(msg, 300)}" for fid, msg in result.errors[:6]]
-    shown = [model.functions[f] for f in culprits if f in model.functions][:MAX_SHOWN]
     lines += ["", "Functions involved:" if shown else
               f"Functions involved: none (phi has no function for this case; action {aname!r})."]
-    lines += [_show_function(f) for f in shown]
+    lines += [_show_function(f, code_chars) for f in shown]
     others = [f.fid for f in model.for_action(aname) if f.fid not in {g.fid for g in shown}]
     if others:
         lines.append("Other functions used for this action: " + ", ".join(others))
@@ -656,8 +666,12 @@ def propose_refinements(chat: ChatClient, spec: EnvSpec, model: CodeModel, trans
     ``context_tokens`` bounds the prompt as in :func:`init_code`.
     """
     budget = prompt_budget(chat, max_tokens, context_tokens)
-    msgs, cut = fit_messages(lambda man: refine_messages(spec, model, transition, result, error_type, culprits, k,
-                                                         state_example, man), spec, budget)
+    for code_chars in (CODE_CHARS, 600, 300):  # shorten the code shown before the manual
+        build = (lambda man, cc=code_chars: refine_messages(spec, model, transition, result, error_type, culprits,
+                                                            k, state_example, man, cc))
+        if budget is None or estimate_tokens(build(None)) <= budget:
+            break
+    msgs, cut = fit_messages(build, spec, budget)
     reply, fail, secs = _chat(chat, msgs, REFINE_SCHEMA, max_tokens, temperature, seed, stage, sample_index)
     use = _usage(reply, secs)
     if reply is None:
