@@ -99,8 +99,8 @@ def draw_initial_vs_final(initial: Mapping[str, Sequence[str]], final: Mapping[s
     draw_dag(initial, axes[0], highlight=ei - ef, true_edges=true_edges, title=titles[0], nodes=nodes)
     draw_dag(final, axes[1], highlight=ef - ei, true_edges=true_edges, title=titles[1], nodes=nodes)
     if true_edges is not None:
-        fig.text(0.5, 0.01, "green: in the simulator's graph, orange: reversed, red: not in it, dashed: missed; "
-                 "thick: changed by the search", ha="center", fontsize=8, color="0.3")
+        fig.text(0.01, 0.01, "green: in the simulator's graph, orange: reversed, red: not in it, dashed: missed; "
+                 "thick: changed by the search", ha="left", fontsize=8, color="0.3")
     fig.tight_layout(rect=(0, 0.04, 1, 1))
     return fig
 
