@@ -51,11 +51,11 @@ def test_prompts_fit_a_context_budget():
                                          + ["set_price(price) may move the price by at most 2 per day."]),
         variables=SPEC.variables, actions=SPEC.actions)
     full = init_action_messages(long_spec, "set_price")
-    msgs, note = fit_messages(lambda man: init_action_messages(long_spec, "set_price", None, man), long_spec, 900)
+    msgs, note = fit_messages(lambda man, dc: init_action_messages(long_spec, "set_price", None, man, dc), long_spec, 900)
     assert estimate_tokens(msgs) <= 900 < estimate_tokens(full) and "shortened" in note
     # the paragraph about the action survives, story paragraphs go first
     assert "may move the price by at most 2" in msgs[0]["content"] and "left out" in msgs[0]["content"]
-    assert fit_messages(lambda man: init_action_messages(long_spec, "set_price", None, man), long_spec, None)[1] is None
+    assert fit_messages(lambda man, dc: init_action_messages(long_spec, "set_price", None, man, dc), long_spec, None)[1] is None
     assert prompt_budget(ScriptedChat(replies=["x"]), 500) is None
     assert prompt_budget(ScriptedChat(replies=["x"]), 500, context_tokens=2048) == 2048 - 500 - 48
     chat = ScriptedChat(replies=[GOOD_SET_PRICE, "no", "no"])

@@ -97,7 +97,7 @@ def _num(x: Any) -> str:
     return "inf" if x is None else f"{x:g}" if isinstance(x, float) else str(x)
 
 
-def describe_variables(spec: EnvSpec) -> str:
+def describe_variables(spec: EnvSpec, desc_chars: int = VAR_DESC_CHARS) -> str:
     """One compact line per variable: name, kind, type and range, JSON pointer, shortened meaning."""
     lines = []
     for v in spec.variables:
@@ -107,15 +107,16 @@ def describe_variables(spec: EnvSpec) -> str:
             rng = ("integer" if v.integer else "number") + (
                 f" in [{_num(v.low) if v.low is not None else '-inf'}, {_num(v.high)}]"
                 if v.low is not None or v.high is not None else "")
-        lines.append(f"- {v.name} ({v.kind}, {rng}, at {v.path}): {_clip(v.description.strip(), VAR_DESC_CHARS)}")
+        lines.append(f"- {v.name} ({v.kind}, {rng}, at {v.path}): {_clip(v.description.strip(), desc_chars)}")
     return "\n".join(lines)
 
 
-def background(spec: EnvSpec, state_example: dict | None = None, manual: str | None = None) -> str:
+def background(spec: EnvSpec, state_example: dict | None = None, manual: str | None = None,
+               desc_chars: int = VAR_DESC_CHARS) -> str:
     """Manual, variables, actions (and the state's shape when it is nested): the opening of every prompt."""
     text = (manual if manual is not None else spec.manual).strip()
     out = (f"ENVIRONMENT {spec.name}. Manual:\n{text}\n\n"
-           f"STATE VARIABLES:\n{describe_variables(spec)}\n")
+           f"STATE VARIABLES:\n{describe_variables(spec, desc_chars)}\n")
     nested = any(v.path.count("/") > 1 for v in spec.variables)
     if state_example is not None or nested:
         ex = state_example if state_example is not None else example_state(spec)
@@ -160,22 +161,36 @@ def shorten_manual(spec: EnvSpec, max_chars: int) -> str:
     return text + note
 
 
-def fit_messages(build, spec: EnvSpec, budget_tokens: int | None) -> tuple[list[dict], str | None]:
-    """Messages from ``build(manual)`` within ``budget_tokens``, shortening the manual when needed.
+SHORT_DESC_CHARS = 40
 
-    Returns the messages and a note when the manual was shortened (None otherwise).  Without a
-    budget the full manual is used.
+
+def fit_messages(build, spec: EnvSpec, budget_tokens: int | None) -> tuple[list[dict], str | None]:
+    """Messages from ``build(manual, desc_chars)`` within ``budget_tokens``.
+
+    The manual is shortened first (least relevant paragraphs out); if that is not enough, the
+    variable descriptions are cut to a few words as well.  Returns the messages and a note saying
+    what was shortened (None when nothing was).  Without a budget the full text is used; when even
+    the shortest version is over budget it is returned anyway and the note says so.
     """
-    msgs = build(None)
+    msgs = build(None, VAR_DESC_CHARS)
     if budget_tokens is None:
         return msgs, None
     over = estimate_tokens(msgs) - budget_tokens
     if over <= 0:
         return msgs, None
-    target = max(300, len(spec.manual) - int(over * CHARS_PER_TOKEN))
-    manual = shorten_manual(spec, target)
-    return build(manual), (f"manual shortened to {len(manual)} of {len(spec.manual)} characters to fit "
-                           f"{budget_tokens} prompt tokens")
+    note = ""
+    for desc in (VAR_DESC_CHARS, SHORT_DESC_CHARS):
+        base = build(None, desc)
+        over = estimate_tokens(base) - budget_tokens
+        target = max(300, len(spec.manual) - int(over * CHARS_PER_TOKEN))
+        manual = shorten_manual(spec, target) if over > 0 else None
+        msgs = build(manual, desc)
+        note = (f"manual shortened to {len(manual)} of {len(spec.manual)} characters" if manual else "full manual") + (
+            f", variable descriptions cut to {desc} characters" if desc != VAR_DESC_CHARS else "")
+        if estimate_tokens(msgs) <= budget_tokens:
+            return msgs, note + f" to fit {budget_tokens} prompt tokens"
+    return msgs, note + (f"; still about {estimate_tokens(msgs)} tokens, over the budget of {budget_tokens}: "
+                         "use a model with a larger context")
 
 
 def prompt_budget(chat: ChatClient, max_tokens: int, context_tokens: int | None = None) -> int | None:
@@ -218,12 +233,12 @@ REFINE_SCHEMA = {
 
 
 def init_action_messages(spec: EnvSpec, action: str, state_example: dict | None = None,
-                         manual: str | None = None) -> list[dict]:
+                         manual: str | None = None, desc_chars: int = VAR_DESC_CHARS) -> list[dict]:
     """Messages asking for one action's action function and precondition functions."""
     a = spec.action(action)
     system = (
         "You write a world model: Python functions that predict how the state of an environment changes.\n\n"
-        f"{background(spec, state_example, manual)}\n\n{det_spec(spec)}\n\n{PATCH_GUIDE}\n\n{FORMATS}\n{ORDER}\n"
+        f"{background(spec, state_example, manual, desc_chars)}\n\n{det_spec(spec)}\n\n{PATCH_GUIDE}\n\n{FORMATS}\n{ORDER}\n"
         "The action function holds only the direct effect of the action (day-to-day change belongs to the "
         "dynamic function). Write one precondition per rule the manual gives for this action (argument "
         "limits, affordability, capacities, maximum levels), general enough for any state.\n\n"
@@ -238,11 +253,12 @@ def init_action_messages(spec: EnvSpec, action: str, state_example: dict | None 
     return [{"role": "system", "content": system}, {"role": "user", "content": user}]
 
 
-def init_dynamic_messages(spec: EnvSpec, state_example: dict | None = None, manual: str | None = None) -> list[dict]:
+def init_dynamic_messages(spec: EnvSpec, state_example: dict | None = None, manual: str | None = None,
+                          desc_chars: int = VAR_DESC_CHARS) -> list[dict]:
     """Messages asking for the dynamic function."""
     system = (
         "You write a world model: Python functions that predict how the state of an environment changes.\n\n"
-        f"{background(spec, state_example, manual)}\n\n{det_spec(spec)}\n\n{PATCH_GUIDE}\n\n{FORMATS}\n{ORDER}\n"
+        f"{background(spec, state_example, manual, desc_chars)}\n\n{det_spec(spec)}\n\n{PATCH_GUIDE}\n\n{FORMATS}\n{ORDER}\n"
         "The dynamic function gathers every change to the deterministic variables that happens by itself each "
         "step, whatever the action. If they never change by themselves, it returns [].\n\n"
         "Reply with one JSON object shaped like this (replace every ... by real content):\n"
@@ -259,7 +275,8 @@ def _show_function(f: CodeFunction, code_chars: int = CODE_CHARS) -> str:
 
 def refine_messages(spec: EnvSpec, model: CodeModel, tr: Transition, result: ExecResult, error_type: str,
                     culprits: Sequence[str], k: int = 3, state_example: dict | None = None,
-                    manual: str | None = None, code_chars: int = CODE_CHARS) -> list[dict]:
+                    manual: str | None = None, code_chars: int = CODE_CHARS,
+                    desc_chars: int = VAR_DESC_CHARS) -> list[dict]:
     """Messages asking for ``k`` refinements after phi got transition ``tr`` wrong.
 
     The output example names the first function involved (its id, kind and action), so that a
@@ -276,7 +293,7 @@ def refine_messages(spec: EnvSpec, model: CodeModel, tr: Transition, result: Exe
                         + "):\n    ...\n    return ...")}
     system = (
         "You improve a world model: Python functions that predict how the state of an environment changes.\n\n"
-        f"{background(spec, state_example, manual)}\n\n{det_spec(spec)}\n\n{PATCH_GUIDE}\n\n{FORMATS}\n{ORDER}\n\n"
+        f"{background(spec, state_example, manual, desc_chars)}\n\n{det_spec(spec)}\n\n{PATCH_GUIDE}\n\n{FORMATS}\n{ORDER}\n\n"
         "You see one step the functions got wrong, the error type and the functions involved. Find the "
         "mistake, then propose refinements; each one does exactly one thing:\n"
         "- add: a new function (kind; action, unless dynamic; description; code)\n"
@@ -520,10 +537,11 @@ def init_code(chat: ChatClient, spec: EnvSpec, actions: Sequence[str] | None = N
     budget = prompt_budget(chat, max_tokens, context_tokens)
     for kind, name in tqdm(parts, desc="initial code", disable=not progress):
         if kind == "action":
-            msgs, cut = fit_messages(lambda man: init_action_messages(spec, name, state_example, man), spec, budget)
+            msgs, cut = fit_messages(lambda man, dc: init_action_messages(spec, name, state_example, man, dc),
+                                     spec, budget)
             schema = INIT_ACTION_SCHEMA
         else:
-            msgs, cut = fit_messages(lambda man: init_dynamic_messages(spec, state_example, man), spec, budget)
+            msgs, cut = fit_messages(lambda man, dc: init_dynamic_messages(spec, state_example, man, dc), spec, budget)
             schema = INIT_DYNAMIC_SCHEMA
         reply, fail, secs = _chat(chat, msgs, schema, max_tokens, temperature, seed, stage)
         use = _usage(reply, secs)
@@ -667,9 +685,9 @@ def propose_refinements(chat: ChatClient, spec: EnvSpec, model: CodeModel, trans
     """
     budget = prompt_budget(chat, max_tokens, context_tokens)
     for code_chars in (CODE_CHARS, 600, 300):  # shorten the code shown before the manual
-        build = (lambda man, cc=code_chars: refine_messages(spec, model, transition, result, error_type, culprits,
-                                                            k, state_example, man, cc))
-        if budget is None or estimate_tokens(build(None)) <= budget:
+        build = (lambda man, dc, cc=code_chars: refine_messages(spec, model, transition, result, error_type,
+                                                                culprits, k, state_example, man, cc, dc))
+        if budget is None or estimate_tokens(build(None, VAR_DESC_CHARS)) <= budget:
             break
     msgs, cut = fit_messages(build, spec, budget)
     reply, fail, secs = _chat(chat, msgs, REFINE_SCHEMA, max_tokens, temperature, seed, stage, sample_index)
