@@ -156,3 +156,12 @@ def test_samples_differ_by_index_and_knowledge_facade_uses_them():
         pos = {v: i for i, v in enumerate(s.order)}
         assert all(pos[p] < pos[c] for p, c in edges(s.parents))
     assert set(seen) == {0, 1}
+
+
+def test_json_with_raw_newlines_is_parsed_leniently_with_a_note():
+    chat = make_chat(['{"reasoning": "first\nsecond", "next": "money"}', "@customers", "@cleanliness"],
+                     {v: '{"reasoning": "a\tb", "parents": []}' for v in NODES})
+    s = sample_dag(chat, SPEC)
+    assert s.order[2] == "money"
+    notes = [r for r in s.repairs if "parsed it leniently" in r["reason"]]
+    assert len(notes) == 1 + 3  # the first ordering reply and the three parents replies

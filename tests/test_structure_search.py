@@ -288,3 +288,26 @@ def test_dag_explorer_widget_builds_headless():
     box, model = dag_explorer({"g": {"a": [], "b": ["a"], "c": []}}, Scorer({}), None, show_predictions=True)
     assert model.terms()["n_edges"] == 1
     assert box.children  # built without errors; predictions report that this scorer has no conditionals
+
+
+def test_dag_explorer_predictions_with_the_real_scorer():
+    torch = pytest.importorskip("torch")
+    torch.set_num_threads(1)
+    from cassandra_wm import data
+    from cassandra_wm.envs import make_env
+    from cassandra_wm.structure.score import DataScorer
+    from cassandra_wm.widgets import DagExplorerModel
+
+    env = make_env("coffee_shop")
+    recs = data.collect(env, "heuristic", 6, 10, seed=0, progress=False)
+    train = [r for r in recs if r["traj_id"] < 5]
+    val = [r for r in recs if r["traj_id"] == 5]
+    scorer = DataScorer(env.spec, train, val, fit_kwargs={"max_epochs": 3})
+    g = {v: [] for v in scorer.nodes}
+    g["money"] = ["customers"]
+    m = DagExplorerModel({"g": g}, scorer, None)
+    p = m.predictions("money")
+    assert p["kind"] == "numeric"
+    assert np.allclose(p["actual"], [r["next_state"]["money"] for r in val], atol=1e-3)
+    assert p["quantiles"].shape == (len(val), len(p["levels"]))
+    assert np.all(np.diff(p["quantiles"], axis=1) >= -1e-6)  # ordered quantiles, in money units

@@ -128,7 +128,10 @@ class DagExplorerModel:
         enc = self.scorer.encoder
         if model.kind == "numeric":
             q = model.quantiles(xt).numpy()
-            return {"kind": "numeric", "actual": enc.to_raw(node, y), "quantiles": enc.to_raw(node, q),
+            # targets may be standardised daily changes: the encoder maps them back to values using
+            # the previous value held in each row's inputs
+            return {"kind": "numeric", "actual": np.asarray(enc.target_to_raw(node, np.asarray(y, np.float64), x)),
+                    "quantiles": np.asarray(enc.target_to_raw(node, q.astype(np.float64), x)),
                     "levels": model.levels.detach().cpu().numpy()}
         probs = model.probs(xt).numpy()
         classes = list(enc.categories[node])

@@ -21,7 +21,8 @@ An unusable reply is *repaired*, never trusted blindly and never allowed to cras
   first remaining variable of a seeded random permutation (seeded by the sample index);
 * parents: unknown names, duplicates, the variable itself, deterministic variables (already
   inputs) and variables later in the order are dropped; an unusable reply gives no parents;
-* a name that matches only after ignoring case, spaces or quotes is accepted.
+* a name that matches only after ignoring case, spaces or quotes is accepted;
+* JSON that fails only on raw control characters inside strings is parsed leniently.
 
 Every repair is recorded in :attr:`DagSample.repairs` with its reason, and every raw reply in
 :attr:`DagSample.replies`, so nothing changes the graph silently.
@@ -185,19 +186,24 @@ def _call(chat: ChatClient, spec, user: str, schema: dict, temperature: float, s
         return None, f"chat call failed: {type(e).__name__}: {e}"
 
 
-def _parsed_obj(reply) -> tuple[dict | None, str | None]:
+def _parsed_obj(reply) -> tuple[dict | None, str | None, str | None]:
+    """(object, why it failed, repair note).  A reply whose JSON only fails on raw control characters
+    inside strings (a newline in the reasoning, say) is parsed leniently, with a note."""
     if reply is None:
-        return None, "no reply"
-    obj = reply.parsed
+        return None, "no reply", None
+    obj, note = reply.parsed, None
     if obj is None and reply.text:
-        try:
-            obj = json.loads(reply.text)
-        except (json.JSONDecodeError, TypeError):
-            obj = None
+        start = reply.text.find("{")
+        if start >= 0:
+            try:
+                obj, _ = json.JSONDecoder(strict=False).raw_decode(reply.text[start:])
+                note = f"reply was not strict JSON ({reply.parse_error or 'unparsed'}); parsed it leniently"
+            except (json.JSONDecodeError, TypeError):
+                obj = None
     if not isinstance(obj, dict):
         why = reply.parse_error or f"reply is not a JSON object: {str(reply.text)[:80]!r}"
-        return None, why
-    return obj, None
+        return None, why, None
+    return obj, None, note
 
 
 def _repair_rng(spec, sample_index: int) -> random.Random:
@@ -232,7 +238,9 @@ def _order(chat, spec, nodes, sample_index, temperature, replies, repairs) -> li
         replies.append(_reply_record(step, "order", None, reply))
         if err:
             replies[-1]["error"] = err
-        obj, why = _parsed_obj(reply) if err is None else (None, err)
+        obj, why, note = _parsed_obj(reply) if err is None else (None, err, None)
+        if note:
+            repairs.append({"step": step, "stage": "order", "variable": None, "reason": note})
         choice = None
         if obj is not None:
             raw = obj.get("next")
@@ -269,11 +277,14 @@ def _parents_of(chat, spec, variable, candidates, exogenous, later, sample_index
     replies.append(_reply_record(step, "parents", variable, reply))
     if err:
         replies[-1]["error"] = err
-    obj, why = _parsed_obj(reply) if err is None else (None, err)
+    obj, why, note = _parsed_obj(reply) if err is None else (None, err, None)
 
     def fix(reason: str) -> None:
         repairs.append({"step": step, "stage": "parents", "variable": variable, "reason": reason})
         log.info("DAG sample %d, parents of %s: %s", sample_index, variable, reason)
+
+    if note:
+        fix(note)
 
     if obj is None:
         fix(f"{why}; kept no parents")
