@@ -187,6 +187,8 @@ class Sandbox:
     def __del__(self) -> None:
         try:
             self._kill()
+            import shutil
+            shutil.rmtree(self._cwd, ignore_errors=True)
         except Exception:
             pass
 
