@@ -1,5 +1,169 @@
-"""Chat clients: OpenAI-compatible endpoints, the bundled local model, a record/replay cache, scripted replies."""
-from .base import ChatClient, LLMError, Reply, TokenLogprob, parse_json_reply
-from .scripted import ScriptedChat
+"""Chat clients: OpenAI-compatible endpoints, the bundled local model, a record/replay cache, scripted replies.
 
-__all__ = ["ChatClient", "LLMError", "Reply", "TokenLogprob", "parse_json_reply", "ScriptedChat"]
+Most code needs one line::
+
+    chat = get_chat(llm, stage="03_structure")   # llm: "local", "openai:<model>[@<url>]", "replay:<slug>"
+    reply = chat.chat(messages, schema=..., logprobs=True, top_logprobs=5, temperature=0.0, seed=0)
+
+``get_chat`` wraps the backend in the record/replay cache (mode from ``cache`` or
+``$CASSANDRA_LLM_CACHE``, default ``record``), so a rerun answers from ``data/llm_cache/`` and
+pays nothing.  ``usage_summary()`` tabulates calls, tokens, seconds and retries per stage.
+"""
+from __future__ import annotations
+
+import os
+
+from .base import ChatClient, LLMError, Reply, TokenLogprob, parse_json_reply
+from .cache import CachedChat, cache_mode, model_slug, recorded_model, request_key
+from .local import LocalServer, ensure_local_server, find_gguf, local_model_name, stop_local_server
+from .openai_backend import DEFAULT_BASE_URL, OpenAIChat, is_loopback, normalize_base_url
+from .scripted import ScriptedChat
+from .usage import record_usage, reset_usage, save_usage, usage_log, usage_summary, usage_totals
+
+__all__ = ["ChatClient", "LLMError", "Reply", "TokenLogprob", "parse_json_reply", "ScriptedChat",
+           "OpenAIChat", "CachedChat", "LocalServer", "ensure_local_server", "stop_local_server",
+           "local_model_name", "find_gguf", "get_chat", "parse_llm_spec", "describe_llm", "LLM_SPEC_FORMS",
+           "cache_mode", "model_slug", "request_key", "recorded_model", "normalize_base_url", "is_loopback",
+           "usage_log", "usage_summary", "usage_totals", "reset_usage", "save_usage", "record_usage"]
+
+LLM_SPEC_FORMS = """\
+  local                       the bundled SmolLM2-135M-Instruct on a local llama.cpp server (default)
+  openai:<model>              OpenAI, or the server named by OPENAI_BASE_URL; key from OPENAI_API_KEY
+  openai:<model>@<base_url>   any OpenAI-compatible server (vLLM, llama.cpp, Ollama...), e.g.
+                              openai:qwen2.5:7b@http://localhost:11434/v1
+  replay:<model-slug>         only answers recorded in data/llm_cache/<model-slug>.jsonl (no LLM needed)"""
+
+
+def _bad_spec(spec: str, why: str) -> ValueError:
+    return ValueError(f"bad LLM spec {spec!r}: {why}. Accepted forms:\n{LLM_SPEC_FORMS}")
+
+
+def _split_model_url(rest: str) -> tuple[str, str | None]:
+    """Split ``<model>@<url>``; model names may hold '@' (e.g. Vertex ids), so the URL is found by shape."""
+    for marker in ("@http://", "@https://"):
+        i = rest.find(marker)
+        if i >= 0:
+            return rest[:i], rest[i + 1:]
+    i = rest.rfind("@")
+    if i >= 0:
+        tail = rest[i + 1:]
+        if tail.startswith("localhost") or ":" in tail or "." in tail or "/" in tail:
+            return rest[:i], tail
+    return rest, None
+
+
+def parse_llm_spec(spec: str | None = None) -> dict:
+    """Validate an ``--llm`` spec and return its parts.
+
+    With ``spec=None`` the environment decides: ``$CASSANDRA_LLM`` (a spec), else
+    ``$CASSANDRA_LLM_MODEL`` (an OpenAI-compatible model at ``$OPENAI_BASE_URL``), else ``local``.
+    Returns ``{"kind": "local"}``, ``{"kind": "openai", "model": ..., "base_url": ...}`` or
+    ``{"kind": "replay", "slug": ...}``, each with the ``spec`` it came from.
+    Raises ValueError, listing the accepted forms, for anything else.
+    """
+    if spec is None:
+        spec = os.environ.get("CASSANDRA_LLM") or None
+        if spec is None:
+            model = os.environ.get("CASSANDRA_LLM_MODEL")
+            spec = f"openai:{model}" if model else "local"
+    if not isinstance(spec, str):
+        raise TypeError(f"the LLM spec must be a string, not {type(spec).__name__}")
+    s = spec.strip()
+    kind, sep, rest = s.partition(":")
+    kind = kind.lower()
+    if s.lower() == "local":
+        return {"kind": "local", "spec": s}
+    if kind == "openai":
+        rest = rest.strip()
+        if not sep or not rest:
+            model = os.environ.get("CASSANDRA_LLM_MODEL")
+            if not model:
+                raise _bad_spec(spec, "no model given (write openai:<model>, or set CASSANDRA_LLM_MODEL)")
+            rest = model
+        model, url = _split_model_url(rest)
+        model = model.strip()
+        if not model:
+            raise _bad_spec(spec, "empty model name")
+        if url is None:
+            url = os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL
+        try:
+            base_url = normalize_base_url(url)
+        except ValueError as e:
+            raise _bad_spec(spec, f"bad base URL ({e})") from None
+        return {"kind": "openai", "model": model, "base_url": base_url, "spec": s}
+    if kind == "replay":
+        slug = rest.strip()
+        if not slug:
+            raise _bad_spec(spec, "no model slug (the cache file name without .jsonl)")
+        return {"kind": "replay", "slug": slug, "spec": s}
+    raise _bad_spec(spec, "unknown kind" if s else "empty spec")
+
+
+def describe_llm(spec: str | None = None) -> str:
+    """The model name a spec stands for, without starting or calling anything."""
+    p = parse_llm_spec(spec)
+    if p["kind"] == "local":
+        return local_model_name()
+    if p["kind"] == "openai":
+        return p["model"]
+    return recorded_model(p["slug"])[0]
+
+
+class _LazyChat(ChatClient):
+    """Builds its backend on the first call, so a run answered wholly from the cache starts nothing."""
+
+    def __init__(self, model: str, factory, what: str):
+        self.model = model
+        self._factory = factory
+        self._what = what
+        self._inner: ChatClient | None = None
+
+    def _get(self) -> ChatClient:
+        if self._inner is None:
+            self._inner = self._factory()
+        return self._inner
+
+    def chat(self, messages, schema=None, logprobs=False, top_logprobs=0, temperature=0.0, seed=None,
+             max_tokens=512, sample_index=0, stage=None) -> Reply:
+        return self._get().chat(messages, schema=schema, logprobs=logprobs, top_logprobs=top_logprobs,
+                                temperature=temperature, seed=seed, max_tokens=max_tokens,
+                                sample_index=sample_index, stage=stage)
+
+    def describe(self) -> str:
+        return self._inner.describe() if self._inner is not None else f"{self.model} ({self._what})"
+
+    def close(self) -> None:
+        if self._inner is not None:
+            self._inner.close()
+
+
+def _local_client(name: str, stage: str | None) -> OpenAIChat:
+    # llama-cpp-python's server rejects json_schema (HTTP 500) but takes a schema in JSON mode.
+    return OpenAIChat(model=name, base_url=ensure_local_server(), name=name, stage=stage,
+                      schema_mode="json_object", seed_from_sample_index=True)
+
+
+def get_chat(llm: str | None = None, stage: str | None = None, cache: str | None = None) -> ChatClient:
+    """A chat client for an ``--llm`` spec (see :func:`parse_llm_spec`), behind the record/replay cache.
+
+    ``stage`` tags every call for the usage log and replay-miss messages.  ``cache`` is
+    ``off|record|replay`` (default ``$CASSANDRA_LLM_CACHE`` or ``record``).  The local server is
+    started on the first call that misses the cache, and stopped at exit.
+    """
+    p = parse_llm_spec(llm)
+    if p["kind"] == "replay":
+        if cache is not None and cache_mode(cache) != "replay":
+            raise ValueError(f"{p['spec']!r} can only replay; drop cache={cache!r} or use another spec")
+        model, path = recorded_model(p["slug"])
+        return CachedChat(None, mode="replay", path=path, model=model, stage=stage)
+    mode = cache_mode(cache)
+    if p["kind"] == "local":
+        name = local_model_name()
+        inner = None if mode == "replay" else _LazyChat(
+            name, lambda: _local_client(name, stage), "local llama.cpp server, started on first call")
+    else:
+        name = p["model"]
+        inner = None if mode == "replay" else OpenAIChat(p["model"], p["base_url"], stage=stage)
+    if mode == "off":
+        return inner
+    return CachedChat(inner, mode=mode, stage=stage, model=name)
