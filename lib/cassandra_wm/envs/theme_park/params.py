@@ -126,7 +126,7 @@ CHOICES: dict[str, float] = dict(
     leave_happiness=0.15,          # guests leave below this happiness
     happy_exit=0.6,                # a departure with happiness >= 0.6 counts as happy
     min_money=1.0,                 # guests with less than $1 leave
-    update_every=10,               # needs, litter and patience are updated every 10 ticks
+    update_every=20,               # needs, litter and patience are updated every 20 ticks
     decision_every=5,              # guests act (arrive, visit, choose, plan walks) every 5 ticks
     # choosing targets
     need_boost=6.0, unhappy_ride_boost=3.0, near_scale=8.0,

@@ -153,6 +153,7 @@ class ParkTables:
         self.pass_att = np.where(np.take_along_axis(ok, order, 2), np.take_along_axis(cand, order, 2), A)
         self.pass_step = np.where(self.pass_att < A, np.take_along_axis(np.broadcast_to(step, cand.shape), order, 2),
                                   FAR)
+        self.pass_count = ok.sum(axis=2)                          # how many there are on each route
 
 
 @lru_cache(maxsize=16)
@@ -187,6 +188,7 @@ class _Day:
         clean = np.asarray(state["cleanliness"], dtype=np.float64).reshape(-1)
         self.dirt = np.zeros(NT + 1)
         self.dirt[:NT] = np.clip(1.0 - clean, 0.0, 1.0)
+        self.ride_dirt_max = float(self.dirt[self.att_tile[:R]].max()) if R else 0.0  # refreshed with litter
         self._staff(state["staff"])
         self._guests(int(sum(r["capacity"] for r in rides)), A + 1)
         # day totals
@@ -249,15 +251,26 @@ class _Day:
             p[kind == K_BILLBOARD] = c["pass_billboard"]
             ptab[code] = p
         self.ptab = ptab
-        self.atm = np.flatnonzero(kind == K_ATM)
-        self.att_rev = np.zeros(A + 1, dtype=np.int64)
-        self.att_customers = np.zeros(A + 1, dtype=np.int64)
+        self.atm = (kind == K_ATM).nonzero()[0]
+        self.att_rev = [0] * (A + 1)          # cents per attraction today
+        self.att_customers = [0] * (A + 1)
+        # which shop effects exist in this park (branches for absent ones are skipped)
+        self.has_special = bool((kind >= K_SOUVENIR).any())
+        self.has_boost = bool((eff["happiness_boost"] > 0).any())
+        self.has_coffee = bool((eff["energy_boost"] > 0).any())
+        self.any_fast = self.has_coffee
+        self.is_special = kind >= K_SOUVENIR
 
     def _rides(self, rides: list, R: int) -> None:
         c = self.c
         self.cap = [int(r["capacity"]) for r in rides]
-        self.excite = [float(r["excitement"]) for r in rides]
-        self.intens = [float(r["intensity"]) for r in rides]
+        self.excite = np.array([r["excitement"] for r in rides], dtype=np.float64)
+        self.intens = np.array([r["intensity"] for r in rides], dtype=np.float64)
+        self.done_g: list[int] = []   # riders off since the last decision tick, and their rides
+        self.done_r: list[int] = []
+        self.boarded: list[int] = []  # boarded since the last flush, and their rides
+        self.boarded_r: list[int] = []
+        self.ride_price = [cents(r["price"]) for r in rides]
         self.op_cost = [cents(r["cost_per_operation"]) for r in rides]
         self.brate = [float(r["breakdown_rate"]) for r in rides]
         self.duration = [int(c[f"ride_duration_{r['subtype']}"]) for r in rides]
@@ -286,6 +299,7 @@ class _Day:
         self.jdest = list(self.jpos)
         self.jstart = [0] * len(self.jan)
         self.jfree = [0] * len(self.jan)
+        self.j_next = 0                      # the first tick a janitor is free again
         self.mpos = [tile[i] for i in self.mech]
         self.mdest = list(self.mpos)
         self.mstart = [0] * len(self.mech)
@@ -345,10 +359,11 @@ class _Day:
         self.happy[gs] = pool[3, i:j]
         self.patience[gs] = pool[4, i:j]
         self.pref[gs] = self.pool_pref[i:j]
-        self.caff[gs] = 0.0
-        self.souv[gs] = 0.0
-        self.atm_uses[gs] = 0.0
-        self.informed[gs] = False
+        if self.has_special or self.has_coffee:   # only these shops change the next four
+            self.caff[gs] = 0.0
+            self.souv[gs] = 0.0
+            self.atm_uses[gs] = 0.0
+            self.informed[gs] = False
         self.visits[gs] = 0.0
         self.nov[gs] = 1.0
         self.n_active += k
@@ -374,12 +389,13 @@ class _Day:
         """Guests walk out through the exit (or are still inside at closing)."""
         if gs.size == 0:
             return
-        h = np.clip(self.happy[gs], 0.0, 1.0)
+        h = np.minimum(np.maximum(self.happy[gs], 0.0), 1.0)
         self.happy_exits += int(np.count_nonzero(h >= self.c["happy_exit"]))
         self.exit_happiness += float(h.sum())
         self.status[gs] = FREE
         self.trip_end[gs] = FAR
-        self.n_informed -= int(np.count_nonzero(self.informed[gs]))
+        if self.n_informed:
+            self.n_informed -= int(np.count_nonzero(self.informed[gs]))
         self.free.extend(gs.tolist())
         self.n_active -= int(gs.size)
 
@@ -387,35 +403,32 @@ class _Day:
     def choose_targets(self, gs: np.ndarray, t: int) -> None:
         """Guests pick their next attraction, or leave when they must (or have nothing to do)."""
         c = self.c
-        hunger = self.hb[gs] + c["hunger_rate"] * t
-        thirst = self.tb[gs] + c["thirst_rate"] * t
+        hunger = self.hb[gs]
+        hunger += c["hunger_rate"] * t
+        thirst = self.tb[gs]
+        thirst += c["thirst_rate"] * t
         happy = self.happy[gs]
-        money = self.money[gs]
-        energy = self.energy[gs]
-        must = ((happy < c["leave_happiness"]) | (np.maximum(hunger, thirst) >= 1.0) | (energy <= 0)
-                | (money < cents(c["min_money"])))
-        code = ((hunger > c["need_threshold"]) + 2 * (thirst > c["need_threshold"])
-                + 4 * (happy < c["unhappy_threshold"]))
-        w = self.tpl[code]
-        w *= self.nov[gs]
-        w *= self.tab.near[self.pos[gs]]
-        w[np.arange(gs.size), self.last[gs]] = 0.0     # never the same attraction twice in a row
+        # weights: needs (by code), novelty, nearness; never the last attraction
+        code = (hunger > c["need_threshold"]).view(np.int8) + 2 * (thirst > c["need_threshold"]).view(np.int8)
+        code += 4 * (happy < c["unhappy_threshold"]).view(np.int8)
+        w = self.tpl.take(code, axis=0)
+        w *= self.nov.take(gs, axis=0)
+        w *= self.tab.near.take(self.pos[gs], axis=0)
+        w[np.arange(gs.size), self.last[gs]] = 0.0
         if self.n_informed:
             inf = self.informed[gs]
-            if inf.any():
-                w[inf, :self.R] *= self.price[:self.R] <= money[inf, None]
-        cs = np.cumsum(w, axis=1)
+            if np.count_nonzero(inf):
+                w[inf, :self.R] *= self.price[:self.R] <= self.money[gs[inf], None]
+        cs = w.cumsum(1)
         tot = cs[:, -1]
-        choice = (cs < (self.rng.random(gs.size) * tot)[:, None]).sum(axis=1)
-        go = ~must & (tot > 0)
-        stay = gs[go]
-        if stay.size:
-            ch = choice[go]
-            self.status[stay] = WALK
-            self.tgt[stay] = ch
-            self.rgoal[stay] = self.access[ch]
-            self.to_plan.append(stay)
-        if stay.size < gs.size:
+        choice = (cs > (self.rng.random(gs.size) * tot)[:, None]).argmax(1)   # weighted draw
+        energy, money = self.energy[gs], self.money[gs]
+        go = ((tot > 0) & (happy >= c["leave_happiness"]) & (np.maximum(hunger, thirst) < 1.0) & (energy > 0)
+              & (money >= cents(c["min_money"])))
+        if np.count_nonzero(go) == go.size:
+            stay, ch = gs, choice
+        else:
+            stay, ch = gs[go], choice[go]
             out = ~go
             why = np.full(gs.size, _LEAVE_CODE["nothing_to_do"], dtype=np.int64)
             why[money < cents(c["min_money"])] = _LEAVE_CODE["money"]
@@ -424,6 +437,11 @@ class _Day:
             why[hunger >= 1.0] = _LEAVE_CODE["hunger"]
             why[energy <= 0] = _LEAVE_CODE["energy"]
             self.set_leaving(gs[out], why[out])
+        if stay.size:
+            self.status[stay] = WALK
+            self.tgt[stay] = ch
+            self.rgoal[stay] = self.access[ch]
+            self.to_plan.append(stay)
 
     def plan(self, gs: np.ndarray, t: int) -> None:
         """Plan whole walks toward ``rgoal``: where they stop (target, exit, or a tempting
@@ -433,48 +451,47 @@ class _Day:
         rgoal = self.rgoal[gs]
         gi = tab.goal_row[rgoal]
         si = g.pidx[pos]
-        d = g.dist[rgoal, pos]
-        steps = d.copy()
+        steps = g.dist[rgoal, pos]
         tgt = self.tgt[gs]
-        stop_att = tgt.copy()
-        stop_tile = rgoal.copy()
-        if self.A:
-            att = tab.pass_att[gi, si]                     # (n, M) attractions along the route
-            stp = tab.pass_step[gi, si]
-            hunger = self.hb[gs] + c["hunger_rate"] * t
-            thirst = self.tb[gs] + c["thirst_rate"] * t
+        stop_att, stop_tile = tgt, rgoal
+        cand = (tab.pass_count[gi, si] * (tgt >= 0)).nonzero()[0]   # routes passing attractions
+        if cand.size:
+            gc, gic, sic = gs[cand], gi[cand], si[cand]
+            att = tab.pass_att[gic, sic]                   # (n, M) attractions along the route
             need = c["need_threshold"] - 0.1
-            code = ((hunger > need) + 2 * (thirst > need) + 4 * self.informed[gs]
-                    + 8 * (self.money[gs] < 20 * 100))
+            code = (self.hb[gc] > need - c["hunger_rate"] * t).view(np.int8) + \
+                2 * (self.tb[gc] > need - c["thirst_rate"] * t).view(np.int8)
+            if self.has_special:
+                code += 4 * self.informed[gc].view(np.int8) + 8 * (self.money[gc] < 20 * 100).view(np.int8)
             p = self.ptab[code[:, None], att]
-            p *= np.where(self.is_ride[att], self.nov[gs[:, None], att], 1.0)   # rides: novelty counts
-            hit = (self.rng.random(att.shape) < p) & (att != tgt[:, None]) & (att != self.last[gs][:, None])
-            rows = np.flatnonzero(hit.any(axis=1))
-            if rows.size:
-                rows = rows[tgt[rows] >= 0]      # guests on their way out stop for nothing
+            p *= self.nov[gc[:, None], att]                # novelty counts here too
+            hit = (self.rng.random(att.shape) < p) & (att != tgt[cand, None]) & (att != self.last[gc][:, None])
+            rows = (hit.any(axis=1)).nonzero()[0]
             if rows.size:
                 k = hit[rows].argmax(axis=1)
-                st = stp[rows, k]
-                steps[rows] = st
-                stop_att[rows] = att[rows, k]
-                stop_tile[rows] = tab.route[gi[rows], si[rows], st]
+                st = tab.pass_step[gic[rows], sic[rows], k]
+                rc = cand[rows]
+                steps[rc] = st
+                stop_att, stop_tile = tgt.copy(), rgoal.copy()
+                stop_att[rc] = att[rows, k]
+                stop_tile[rc] = tab.route[gic[rows], sic[rows], st]
         self.energy[gs] -= steps
         ticks = steps
         if self.n_caff:
             fast = self.caff[gs] > 0
             self.fast[gs] = fast
-            if fast.any():
+            if np.count_nonzero(fast):
                 ticks = np.where(fast, (steps + 1) // 2, steps)
                 gf = gs[fast]
                 self.caff[gf] = np.maximum(self.caff[gf] - steps[fast], 0.0)
                 self.n_caff = int(np.count_nonzero(self.caff))
-        else:
+        elif self.any_fast:
             self.fast[gs] = 0
         self.t0[gs] = t
         self.steps[gs] = steps
         self.stop_att[gs] = stop_att
         self.goal[gs] = stop_tile
-        self.trip_end[gs] = t + np.maximum(ticks, 1)
+        self.trip_end[gs] = np.maximum(ticks, 1) + t
 
     def position_now(self, gs: np.ndarray, t: int) -> tuple[np.ndarray, np.ndarray]:
         """Where walking guests are at tick t on their planned route, and steps walked so far."""
@@ -491,22 +508,31 @@ class _Day:
         self.visits[gs, as_] = v
         self.nov[gs, as_] = 1.0 / (1.0 + v)
         isr = self.is_ride[as_]
-        if isr.any():
-            rg, ra = gs[isr], as_[isr]
+        nr = np.count_nonzero(isr)
+        if nr:
+            rg, ra = (gs, as_) if nr == isr.size else (gs[isr], as_[isr])
             # broken, unaffordable or too dirty rides turn guests away; the others queue or board
-            bad = self.broken[ra] | (self.price[ra] > self.money[rg])
-            clean = 1.0 - self.dirt[self.att_tile[ra]]
-            dirty = (self.rng.random(rg.size) < (c["dirty_ride"] - clean) / c["dirty_ride"]) & ~bad
-            self.happy[rg] -= c["reject_penalty"] * bad + c["dirty_refuse_penalty"] * dirty
-            bad |= dirty
-            if bad.any():
+            bad = self.price[ra] > self.money[rg]
+            if self.n_broken:
+                bad |= self.broken[ra]
+            if np.count_nonzero(bad):
+                self.happy[rg[bad]] -= c["reject_penalty"]
+            if self.ride_dirt_max > 1.0 - c["dirty_ride"]:     # only rides this dirty are ever refused
+                dirt = self.dirt[self.att_tile[ra]]
+                dirty = (self.rng.random(rg.size) < (dirt - 1.0 + c["dirty_ride"]) / c["dirty_ride"]) & ~bad
+                self.happy[rg[dirty]] -= c["dirty_refuse_penalty"]
+                bad |= dirty
+            if np.count_nonzero(bad):
                 self.decide(rg[bad])
                 ok = ~bad
                 rg, ra = rg[ok], ra[ok]
             if rg.size:
                 self.ride_arrivals(rg, ra, t)
-        if not isr.all():
-            self.shop_visit(gs[~isr], as_[~isr], t)
+        if nr < isr.size:
+            if nr:
+                self.shop_visit(gs[~isr], as_[~isr], t)
+            else:
+                self.shop_visit(gs, as_, t)
 
     def shop_visit(self, sg: np.ndarray, sa: np.ndarray, t: int) -> None:
         c, e = self.c, self.eff
@@ -515,54 +541,58 @@ class _Day:
         lo_h, lo_t = -c["hunger_rate"] * t, -c["thirst_rate"] * t
         hb, tb = self.hb[sg], self.tb[sg]
         price = self.price[sa]
-        fd = kind <= K_FOOD
-        wants = ~fd | (self.feeds[sa] & (hb - lo_h > c["buy_need"])) | (self.quenches[sa] & (tb - lo_t > c["buy_need"]))
+        wants = (self.feeds[sa] & (hb > c["buy_need"] + lo_h)) | (self.quenches[sa] & (tb > c["buy_need"] + lo_t))
+        if self.has_special:
+            wants |= self.is_special[sa]
         poor = price > self.money[sg]
         ok = wants & ~poor
-        if not ok.all():
+        if np.count_nonzero(ok) < ok.size:
             self.happy[sg[poor & wants]] -= c["reject_penalty"]
             self.decide(sg[~ok])
             sg, sa, kind, price, hb, tb = sg[ok], sa[ok], kind[ok], price[ok], hb[ok], tb[ok]
             if sg.size == 0:
                 return
         self.money[sg] -= price
-        self.shop_rev += int(price.sum())
-        np.add.at(self.att_rev, sa, price)
-        np.add.at(self.att_customers, sa, 1)
+        rev, cust = self.att_rev, self.att_customers
+        for a, p in zip(sa.tolist(), price.tolist()):
+            rev[a] += p
+            cust[a] += 1
+            self.shop_rev += p
         self.hb[sg] = np.maximum(hb - e["hunger_reduction"][sa], lo_h)
         self.tb[sg] = np.maximum(tb - e["thirst_reduction"][sa], lo_t)
-        boost = e["happiness_boost"][sa]
+        boost = e["happiness_boost"][sa] if self.has_boost else None
         redirect = None
-        if kind.max() >= K_SOUVENIR:
+        if self.has_special and kind.max() >= K_SOUVENIR:
             souv = kind == K_SOUVENIR
-            if souv.any():   # each further souvenir pleases less
-                boost = boost * np.where(souv, c["souvenir_decay"] ** self.souv[sg], 1.0)
+            if np.count_nonzero(souv):   # each further souvenir pleases less
+                boost = e["happiness_boost"][sa] * np.where(souv, c["souvenir_decay"] ** self.souv[sg], 1.0)
                 self.souv[sg] += souv
             info = kind == K_INFO
-            if info.any():
+            if np.count_nonzero(info):
                 gi = sg[info]
                 self.n_informed += int(np.count_nonzero(~self.informed[gi]))
                 self.informed[gi] = True
             atm = kind == K_ATM
-            if atm.any():   # withdrawals halve with each use, never below the minimum
+            if np.count_nonzero(atm):   # withdrawals halve with each use, never below the minimum
                 ga = sg[atm]
                 amount = np.maximum(c["atm_decay"] ** self.atm_uses[ga] * e["money_withdrawal"][sa[atm]],
                                     float(ATM_MIN_WITHDRAWAL))
                 self.money[ga] += np.round(amount * 100).astype(np.int64)
                 self.atm_uses[ga] += 1
             bill = kind == K_BILLBOARD
-            if bill.any():
+            if np.count_nonzero(bill):
                 redirect = self.billboard(sg[bill], sa[bill], lo_h, lo_t)
-        self.happy[sg] += boost
-        energy = e["energy_boost"][sa]
-        if energy.any():   # coffee: energy and caffeinated (double-speed) steps
+        if boost is not None:
+            self.happy[sg] += boost
+        energy = e["energy_boost"][sa] if self.has_coffee else None
+        if energy is not None and np.count_nonzero(energy):   # coffee: energy and caffeinated (double-speed) steps
             coffee = energy > 0
             gc = sg[coffee]
             self.energy[gc] += energy[coffee]
             self.caff[gc] = np.maximum(self.caff[gc], e["caffeinated_steps"][sa[coffee]])
             self.n_caff = int(np.count_nonzero(self.caff))
         lit = self.rng.random(sa.size) < c["shop_litter_prob"]
-        if lit.any():
+        if np.count_nonzero(lit):
             np.add.at(self.dirt, self.att_tile[sa[lit]], c["litter_amount"])
         if redirect is not None and redirect.size:
             sg = sg[~np.isin(sg, redirect)]
@@ -603,28 +633,29 @@ class _Day:
         self.at_att[gs] = ra
         tok = self.qtoken[gs] + 1
         self.qtoken[gs] = tok
+        queue = self.queue
         touched = []
         for g, r, k in zip(gs.tolist(), ra.tolist(), tok.tolist()):
-            self.queue[r].append((g, k))
+            queue[r].append((g, k))
             if r not in touched:
                 touched.append(r)
         for r in touched:
             if self.run_end[r] < 0:
                 self.board_queue(r, t)
 
-    def board(self, gs: np.ndarray, r: int, t: int) -> None:
-        n = gs.size
-        p = int(self.price[r])
-        self.money[gs] -= p
+    def board(self, gl: list, r: int, t: int) -> None:
+        """Guests ``gl`` board ride ``r`` and pay (the arrays are updated by :meth:`flush_boarding`)."""
+        n = len(gl)
+        p = self.ride_price[r]
         self.ride_rev += p * n
         self.att_rev[r] += p * n
         self.att_customers[r] += n
-        self.status[gs] = RIDE
-        self.at_att[gs] = r
+        self.boarded.extend(gl)
+        self.boarded_r.extend([r] * n)
         riders = self.riders[r]
         if not riders:
             self.load_start[r] = t
-        riders.extend(gs.tolist())
+        riders.extend(gl)
         # the ride waits longer the more seats are empty; a full ride leaves at once
         empty = self.cap[r] - len(riders)
         when = max(t, self.load_start[r] + math.ceil(self.c["ride_wait_per_seat"] * empty))
@@ -632,21 +663,32 @@ class _Day:
             self.depart_at[r] = when
             self.depart_sched.setdefault(when, []).append(r)
 
+    def flush_boarding(self) -> None:
+        """Money, status and ride of everyone who boarded since the last flush."""
+        gs = np.array(self.boarded, dtype=np.int64)
+        rs = np.array(self.boarded_r, dtype=np.int64)
+        self.boarded, self.boarded_r = [], []
+        self.money[gs] -= self.price[rs]
+        self.status[gs] = RIDE
+        self.at_att[gs] = rs
+
     def board_queue(self, r: int, t: int) -> None:
+        # a queue entry is current while the guest's queue token still matches (joining again,
+        # boarding or giving up all retire it)
         q = self.queue[r]
         seats = self.cap[r] - len(self.riders[r])
         take = []
-        status, qtoken, at_att = self.status, self.qtoken, self.at_att
+        qtoken = self.qtoken
         while q and len(take) < seats:
             g, tok = q.popleft()
-            if status[g] == QUEUE and qtoken[g] == tok and at_att[g] == r:
+            if qtoken[g] == tok:
                 take.append(g)
         if take:
-            self.board(np.array(take, dtype=np.int64), r, t)
+            self.board(take, r, t)
 
     def flush_queue(self, r: int) -> None:
         q = self.queue[r]
-        out = [g for g, tok in q if self.status[g] == QUEUE and self.qtoken[g] == tok and self.at_att[g] == r]
+        out = [g for g, tok in q if self.qtoken[g] == tok]
         q.clear()
         if out:
             out = np.array(out, dtype=np.int64)
@@ -662,17 +704,14 @@ class _Day:
         self.ride_ops_cost += self.op_cost[r]
 
     def finish(self, r: int, t: int) -> None:
-        c = self.c
-        gs = np.array(self.riders[r], dtype=np.int64)
+        """A run ends: riders get off (they feel it and decide at the next decision tick)."""
+        riders = self.riders[r]
+        self.done_g.extend(riders)
+        self.done_r.extend([r] * len(riders))
         self.riders[r] = []
         self.run_end[r] = -1
         self.load_start[r] = -1
         self.depart_at[r] = -1
-        # fun fades with repeats; intensity far from the guest's taste spoils it
-        fun = (c["ride_happy_base"] + c["ride_happy_excitement"] * self.excite[r]) / np.maximum(self.visits[gs, r], 1.0)
-        self.happy[gs] += fun - c["ride_happy_intensity_gap"] * np.abs(self.intens[r] - self.pref[gs])
-        self.energy[gs] -= c["ride_energy"]
-        self.decide(gs)
         if self.rng.random() < self.brate[r]:
             self.broken[r] = True
             self.progress[r] = 0.0
@@ -681,6 +720,18 @@ class _Day:
             self.flush_queue(r)
         elif self.queue[r]:
             self.board_queue(r, t)
+
+    def riders_off(self) -> None:
+        """Ride effects for everyone who got off since the last decision tick."""
+        c = self.c
+        gs = np.array(self.done_g, dtype=np.int64)
+        r = np.array(self.done_r, dtype=np.int64)
+        self.done_g, self.done_r = [], []
+        # fun fades with repeats; intensity far from the guest's taste spoils it
+        fun = (c["ride_happy_base"] + c["ride_happy_excitement"] * self.excite[r]) / np.maximum(self.visits[gs, r], 1.0)
+        self.happy[gs] += fun - c["ride_happy_intensity_gap"] * np.abs(self.intens[r] - self.pref[gs])
+        self.energy[gs] -= c["ride_energy"]
+        self.decide(gs)
 
     def repaired(self, r: int, t: int) -> None:
         self.broken[r] = False
@@ -717,11 +768,12 @@ class _Day:
                 self.jfree[j] = t + int(dn[best])
             else:
                 self.jfree[j] = t + int(c["janitor_retarget"])
+        self.j_next = min(self.jfree)
 
     def mechanics(self, t: int) -> None:
         """Free mechanics walk to the nearest broken ride and repair it."""
         g = self.graph
-        broken = np.flatnonzero(self.broken).tolist()
+        broken = (self.broken).nonzero()[0].tolist()
         for m in range(len(self.mpos)):
             if self.mfree[m] > t or not broken:
                 continue
@@ -757,7 +809,7 @@ class _Day:
     # -- every few ticks -----------------------------------------------------------------
     def periodic(self, t: int) -> None:
         c, K = self.c, self.K
-        act = np.flatnonzero(self.status)
+        act = (self.status).nonzero()[0]
         if act.size == 0:
             return
         st = self.status[act]
@@ -766,13 +818,13 @@ class _Day:
         tile = self.pos[act]
         energy = self.energy[act]
         walk = (st & 1).view(np.bool_)
-        if walk.any():
+        if np.count_nonzero(walk):
             gw = act[walk]
             where, k = self.position_now(gw, t)
             tile[walk] = where
             energy[walk] += self.steps[gw] - k   # a walk's energy is taken when it is planned
         inside = ~walk & (st != DECIDE)          # queueing, riding or at a shop
-        if inside.any():
+        if np.count_nonzero(inside):
             tile[inside] = self.att_tile[self.at_att[act[inside]]]
         pain = (hunger > c["need_pain"]).astype(np.float64) + (thirst > c["need_pain"])
         h = self.happy[act] + K * (c["happiness_drift"] - c["need_pain_rate"] * pain
@@ -782,12 +834,14 @@ class _Day:
         self.happy[act] = h
         # litter: unhappy guests drop more
         lit = self.rng.random(act.size) < K * (c["litter_base"] + c["litter_unhappy"] * (1.0 - h))
-        if lit.any():
+        if np.count_nonzero(lit):
             np.add.at(self.dirt, tile[lit], c["litter_amount"])
             np.minimum(self.dirt, 1.0, out=self.dirt)
+            if self.R:
+                self.ride_dirt_max = float(self.dirt[self.att_tile[:self.R]].max())
         # queues wear patience out
         q = st == QUEUE
-        if q.any():
+        if np.count_nonzero(q):
             gq = act[q]
             self.patience[gq] -= K
             quit_ = gq[self.patience[gq] <= 0]
@@ -797,7 +851,7 @@ class _Day:
                 self.set_leaving(quit_, "patience")
         # walkers with an exhausted need turn for the exit from where they are
         must = (st == WALK) & ((h < c["leave_happiness"]) | (np.maximum(hunger, thirst) >= 1.0) | (energy <= 0))
-        if must.any():
+        if np.count_nonzero(must):
             why = np.full(act.size, _LEAVE_CODE["unhappy"], dtype=np.int64)
             why[thirst >= 1.0] = _LEAVE_CODE["thirst"]
             why[hunger >= 1.0] = _LEAVE_CODE["hunger"]
@@ -827,7 +881,7 @@ class _Day:
                     self.finish(r, t)
             if has_m and self.n_broken:
                 self.mechanics(t)
-            if has_j:
+            if has_j and t >= self.j_next:
                 self.janitors(t)
             if t % M == 0:
                 self.decision_tick(t, arrivals, open_ticks)
@@ -840,7 +894,11 @@ class _Day:
         for r in range(self.R):
             if self.riders[r] and self.run_end[r] < 0:
                 self.depart(r, T)
-        rest = np.flatnonzero(self.status)
+        if self.boarded:
+            self.flush_boarding()
+        if self.done_g:
+            self.riders_off()
+        rest = self.status.nonzero()[0]
         self.left[_LEAVE_CODE["closing"]] += int(np.count_nonzero(self.status[rest] != LEAVE))  # the rest were counted
         self.depart_guests(rest)
         for r in range(self.R):
@@ -858,21 +916,27 @@ class _Day:
                 k = room
             if k:
                 self.spawn(k, t)
+        if self.boarded:
+            self.flush_boarding()
+        if self.done_g:
+            self.riders_off()
         wake = self.wake_sched.pop(t, None)
         if wake:
             for gs in wake:
                 self.decide(gs)
         if self.n_active:
-            e = np.flatnonzero(trip_end <= t)
+            e = (trip_end <= t).nonzero()[0]
             if e.size:
                 trip_end[e] = FAR
                 self.pos[e] = self.goal[e]
                 lv = self.status[e] == LEAVE
-                if lv.any():
+                if np.count_nonzero(lv):
                     self.depart_guests(e[lv])
                     e = e[~lv]
                 if e.size:
                     self.visit(e, self.stop_att[e], t)
+                    if self.boarded:
+                        self.flush_boarding()
         if self.n_active and t % K == 0 and t:
             self.periodic(t)
         if self.retarget:
