@@ -137,21 +137,24 @@ class RandomAgent(Agent):
 def make_agent(env: Any, kind: str = "heuristic", invalid_rate: float = 0.0, seed: int | None = None) -> Agent:
     """Build an agent for ``env`` (an Environment or its EnvSpec).
 
-    ``kind="random"`` gives :class:`RandomAgent`; other kinds come from the
-    environment package's ``agents`` module (its ``AGENTS`` dict, or a class named
-    ``<Kind>Agent``).
+    Kinds come from the environment package's ``agents`` module (its ``AGENTS``
+    dict, or a class named ``<Kind>Agent``); ``kind="random"`` falls back to the
+    generic spec-driven :class:`RandomAgent` when the environment has no random
+    agent of its own.
     """
     spec = env if isinstance(env, EnvSpec) else getattr(env, "spec", None)
     if not isinstance(spec, EnvSpec):
         raise TypeError(f"make_agent needs an Environment or EnvSpec, got {type(env).__name__}")
-    if kind == "random":
-        return RandomAgent(spec, invalid_rate=invalid_rate, seed=seed)
     modname = f"cassandra_wm.envs.{spec.name}.agents"
     try:
         mod = importlib.import_module(modname)
     except ModuleNotFoundError as e:
+        if kind == "random":
+            return RandomAgent(spec, invalid_rate=invalid_rate, seed=seed)
         raise ValueError(f"no agents module {modname} for environment {spec.name!r} ({e})") from None
     table = dict(getattr(mod, "AGENTS", {}) or {})
+    if kind == "random" and "random" not in table:
+        return RandomAgent(spec, invalid_rate=invalid_rate, seed=seed)
     cls = table.get(kind) or getattr(mod, "".join(w.title() for w in kind.split("_")) + "Agent", None)
     if cls is None:
         known = sorted(set(table) | {"random"})
