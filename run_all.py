@@ -238,12 +238,12 @@ def main(argv: list[str] | None = None) -> int:
         ap.error("use either --only or --from, not both")
 
     from cassandra_wm import paths
-    from cassandra_wm.llm import describe_llm, parse_llm_spec
+    from cassandra_wm.llm import LLMError, describe_llm, parse_llm_spec
 
     try:
         parse_llm_spec(args.llm)
         llm_name = describe_llm(args.llm)
-    except ValueError as e:
+    except (ValueError, LLMError) as e:
         print(f"error: --llm {args.llm!r}: {e}", file=sys.stderr)
         return 2
     try:

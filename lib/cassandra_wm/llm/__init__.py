@@ -164,6 +164,8 @@ def get_chat(llm: str | None = None, stage: str | None = None, cache: str | None
     else:
         name = p["model"]
         inner = None if mode == "replay" else OpenAIChat(p["model"], p["base_url"], stage=stage)
-    if mode == "off":
-        return inner
-    return CachedChat(inner, mode=mode, stage=stage, model=name)
+    client = inner if mode == "off" else CachedChat(inner, mode=mode, stage=stage, model=name)
+    if p["kind"] == "local":
+        from .local import local_context_tokens
+        client.context_tokens = local_context_tokens()  # lets prompt builders fit the context
+    return client

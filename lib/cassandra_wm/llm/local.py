@@ -8,7 +8,7 @@ through :class:`~cassandra_wm.llm.openai_backend.OpenAIChat`, like any other end
 If ``CASSANDRA_LOCAL_LLM_URL`` is set (``run_all.py`` starts one server for a whole run),
 :func:`ensure_local_server` reuses that server instead of starting another.
 
-Environment: ``CASSANDRA_LLM_CTX`` (context size, default 2048), ``CASSANDRA_LLM_THREADS``
+Environment: ``CASSANDRA_LLM_CTX`` (context size, default 8192, SmolLM2's trained context), ``CASSANDRA_LLM_THREADS``
 (CPU threads for generation and prompt evaluation; default half the cores, 1 to 4),
 ``CASSANDRA_LLM_START_TIMEOUT`` (seconds to wait for start-up, default 180).
 """
@@ -89,6 +89,11 @@ class _PortTaken(Exception):
     """The free port picked for the server was taken before it could bind."""
 
 
+def local_context_tokens() -> int:
+    """Context size the local server is started with (``CASSANDRA_LLM_CTX``, default 8192)."""
+    return int(os.environ.get("CASSANDRA_LLM_CTX") or 8192)
+
+
 class LocalServer:
     """llama.cpp's OpenAI-compatible server for the bundled GGUF model, on 127.0.0.1.
 
@@ -103,7 +108,7 @@ class LocalServer:
             raise LLMError(f"model file {self.model_path} does not exist")
         self.model = local_model_name(self.model_path)
         self.port = port
-        self.n_ctx = int(n_ctx or os.environ.get("CASSANDRA_LLM_CTX") or 2048)
+        self.n_ctx = int(n_ctx or local_context_tokens())
         threads = n_threads or os.environ.get("CASSANDRA_LLM_THREADS")
         self.n_threads = int(threads) if threads else default_threads()
         self.startup_timeout = float(startup_timeout or os.environ.get("CASSANDRA_LLM_START_TIMEOUT") or 180)
