@@ -238,9 +238,7 @@ def _order(chat, spec, nodes, sample_index, temperature, replies, repairs) -> li
         replies.append(_reply_record(step, "order", None, reply))
         if err:
             replies[-1]["error"] = err
-        obj, why, note = _parsed_obj(reply) if err is None else (None, err, None)
-        if note:
-            repairs.append({"step": step, "stage": "order", "variable": None, "reason": note})
+        obj, why, lenient = _parsed_obj(reply) if err is None else (None, err, None)
         choice = None
         if obj is not None:
             raw = obj.get("next")
@@ -260,6 +258,8 @@ def _order(chat, spec, nodes, sample_index, temperature, replies, repairs) -> li
                             "reason": f"{why}; took {choice!r}, the first remaining variable in a "
                                       f"random order seeded by sample {sample_index}"})
             log.info("DAG sample %d, order step %d: %s", sample_index, step, repairs[-1]["reason"])
+        if lenient and obj is not None:
+            repairs.append({"step": step, "stage": "order", "variable": choice, "reason": lenient})
         replies[-1]["variable"] = choice
         placed_nodes.append(choice)
         remaining.remove(choice)

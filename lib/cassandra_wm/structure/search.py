@@ -15,9 +15,9 @@ with J = data + sparsity + prior.  |V| is the number of modelled nodes.
   exp((J_new - J_old) / T).  Geometric cooling T_k = t0 * alpha^k (alpha = 0.99).
 * Default starting temperature ``t0 = lam1 / |V|^2``, the J cost of one extra edge: at the start
   an edge that buys nothing is kept with probability 1/e, after 100 steps (T = 0.37 t0) with
-  probability 0.07.  With lam2 = 100 any drop of the log-prior by 0.05 costs 5 J, about 30 such
-  temperatures, so the prior acts as the steep constraint the paper describes.  When lam1 = 0
-  the default is 0.05.
+  probability 0.07.  With lam2 = 100 a drop of the log-prior by 0.05 costs 5 J, 18 times t0 for
+  the coffee shop's 6 nodes (acceptance about 1e-8), so the prior acts as the steep constraint
+  the paper describes.  When lam1 = 0 the default is 0.05.
 * The best graph seen (not only the last) is kept.  Every step is logged: step, move, accepted,
   T, J, data, sparsity, prior, n_edges of the current graph after the step, plus the proposal's J
   and the best J so far.
