@@ -28,8 +28,6 @@ sys.path.insert(0, str(ROOT / "lib"))  # works before the editable install too
 
 # CASSANDRA_STAGES points at another stage table (the tests use it); notebooks sit beside it.
 STAGES_FILE = Path(os.environ.get("CASSANDRA_STAGES", ROOT / "notebooks" / "stages.toml"))
-RESULTS_START = "<!-- results:start -->"
-RESULTS_END = "<!-- results:end -->"
 
 
 class StageError(RuntimeError):
@@ -190,35 +188,52 @@ def run_stage(stage: dict, params: dict, out_nb: Path) -> None:
     )
 
 
-def update_readme(profile: str, summary: list[dict], llm_name: str, out_root: Path) -> None:
-    """Rewrite the results section of README.md from the tables the run produced."""
-    readme = ROOT / "README.md"
-    if out_root.resolve() != ROOT.resolve() or not readme.exists():
-        return
-    text = readme.read_text()
-    if RESULTS_START not in text or RESULTS_END not in text:
-        return
-    fig_root = out_root / "figures" / profile
-    lines = [RESULTS_START, "",
-             f"Last `python run_all.py --profile {profile}` on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}"
-             f" with LLM **{llm_name}**.", "",
+def _markers(profile: str) -> tuple[str, str]:
+    return f"<!-- results:{profile}:start -->", f"<!-- results:{profile}:end -->"
+
+
+def results_markdown(profile: str, stages: list[dict], summary: list[dict], llm_name: str, seed: int,
+                     out_root: Path) -> str:
+    """The README block of one profile: stage timings plus each stage's headline tables and figures.
+
+    Stages name their headline outputs in stages.toml (``results`` = table names, ``figures`` = PNG
+    names, both relative to ``figures/<profile>/<env>/``)."""
+    lines = [f"Last `python run_all.py --profile {profile} --seed {seed}`: "
+             f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, LLM **{llm_name}**.", "",
              "| stage | status | seconds |", "|---|---|---|"]
     for row in summary:
         lines.append(f"| {row['stage']} | {row['status']} | {row['seconds']:.1f} |")
     lines.append("")
-    for md in sorted(fig_root.rglob("*.md")):
-        rel = md.relative_to(out_root)
-        lines += [f"#### `{rel}`", "", md.read_text().strip(), ""]
-    pngs = sorted(fig_root.rglob("*.png"))
-    if pngs:
-        lines.append("Figures: " + ", ".join(f"[{p.stem}]({p.relative_to(out_root)})" for p in pngs))
-        lines.append("")
-    lines.append(RESULTS_END)
-    head, rest = text.split(RESULTS_START, 1)
-    _, tail = rest.split(RESULTS_END, 1)
+    for st in stages:
+        env = stage_parameters(st, profile, seed, "")["env_name"]
+        fig_dir = out_root / "figures" / profile / env
+        for name in st.get("results", []):
+            md = fig_dir / f"{name}.md"
+            if md.exists():
+                lines += [f"**{st['name']}: `{md.relative_to(out_root)}`**", "", md.read_text().strip(), ""]
+        for name in st.get("figures", []):
+            png = fig_dir / f"{name}.png"
+            if png.exists():
+                lines += [f"![{st['name']}: {name}]({png.relative_to(out_root)})", ""]
+    return "\n".join(lines)
+
+
+def update_readme(profile: str, block: str, out_root: Path) -> bool:
+    """Replace the profile's results block in README.md (only for runs that write into the repository)."""
+    readme = ROOT / "README.md"
+    if out_root.resolve() != ROOT.resolve() or not readme.exists():
+        return False
+    text = readme.read_text()
+    start, end = _markers(profile)
+    if start not in text or end not in text:
+        print(f"note: README.md has no {start} ... {end} block; results not copied there", file=sys.stderr)
+        return False
+    head, rest = text.split(start, 1)
+    _, tail = rest.split(end, 1)
     tmp = readme.with_suffix(".md.tmp")
-    tmp.write_text(head + "\n".join(lines) + tail)
+    tmp.write_text(head + start + "\n" + block + "\n" + end + tail)
     os.replace(tmp, readme)
+    return True
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -233,6 +248,8 @@ def main(argv: list[str] | None = None) -> int:
                          "or openai:MODEL@BASE_URL for any OpenAI-compatible server")
     ap.add_argument("--seed", type=int, default=0, help="master seed passed to every notebook (default 0)")
     ap.add_argument("--list", action="store_true", help="list the stages and their status, run nothing")
+    ap.add_argument("--update-readme", action="store_true",
+                    help="rewrite the README results of this profile from its last runs, run nothing")
     args = ap.parse_args(argv)
     if args.only and args.start:
         ap.error("use either --only or --from, not both")
@@ -268,6 +285,11 @@ def main(argv: list[str] | None = None) -> int:
         if st in chosen:
             plan.append((st, params, fp, fresh and not args.force))
         upstream[st["name"]] = fp  # later stages see what this one will be after the run
+
+    if args.update_readme:
+        block = results_markdown(args.profile, stages, _merge_summary(state, [], stages), llm_name, args.seed,
+                                 out_root)
+        return 0 if update_readme(args.profile, block, out_root) else 1
 
     if args.list:
         for st, _params, _fp, skip in plan:
@@ -334,8 +356,24 @@ def main(argv: list[str] | None = None) -> int:
     (run_dir / "summary.json").write_text(json.dumps({"llm": llm_name, "profile": args.profile,
                                                       "seed": args.seed, "stages": summary}, indent=1))
     if status == 0:
-        update_readme(args.profile, summary, llm_name, out_root)
+        block = results_markdown(args.profile, stages, _merge_summary(state, summary, stages), llm_name,
+                                 args.seed, out_root)
+        if update_readme(args.profile, block, out_root):
+            print(f"README.md results ({args.profile}) updated")
     return status
+
+
+def _merge_summary(state: dict, summary: list[dict], stages: list[dict]) -> list[dict]:
+    """Timings of every stage: this run's where it ran, the last successful run's otherwise."""
+    ran = {r["stage"]: r for r in summary if r["status"] == "ran"}
+    rows = []
+    for st in stages:
+        if st["name"] in ran:
+            rows.append(ran[st["name"]])
+        elif st["name"] in state:
+            rows.append({"stage": st["name"], "status": f"ran {state[st['name']]['finished'][:10]}",
+                         "seconds": float(state[st["name"]].get("seconds", 0.0))})
+    return rows
 
 
 if __name__ == "__main__":
