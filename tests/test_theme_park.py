@@ -18,7 +18,7 @@ from cassandra_wm.envs.theme_park.sim import simulate_day, transition
 from cassandra_wm.envs.theme_park.state import initial_state
 
 # --- the published tables, typed in from appendix F of the paper -------------------------------
-# ride: (building cost, cost per operation, capacity, max ticket price, excitement, intensity, breakdown rate)
+# ride: (build cost, cost per run, capacity, top ticket price, excitement, intensity, breakdown chance)
 PAPER_RIDES = {
     ("carousel", "yellow"): (250, 1, 7, 3, 1, 1, 0.001),
     ("carousel", "blue"): (1250, 2, 14, 6, 4, 5, 0.002),
