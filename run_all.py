@@ -296,6 +296,14 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{st['name']:32s} {'up to date' if skip else 'will run'}")
         return 0
 
+    if parse_llm_spec(args.llm).get("kind") == "openai":
+        from cassandra_wm.llm import get_chat
+        try:  # builds the client only (no request): catches a missing key before any stage runs
+            get_chat(args.llm, stage="run_all", cache="off")
+        except LLMError as e:
+            print(f"error: --llm {args.llm!r}: {e}", file=sys.stderr)
+            return 2
+
     print(f"profile {args.profile} · seed {args.seed} · LLM {llm_name} · outputs under {out_root}")
     needs_llm = any(st.get("uses_llm", False) and not skip for st, _p, _f, skip in plan)
     server = None

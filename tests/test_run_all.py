@@ -83,6 +83,16 @@ def test_unknown_llm_is_one_clear_error(toy_stages):
     assert "--llm" in res.stderr and "openai:" in res.stderr
 
 
+def test_missing_key_is_caught_before_any_stage(toy_stages):
+    env, out = toy_stages
+    env = {k: v for k, v in env.items() if k != "OPENAI_API_KEY"}
+    env.pop("OPENAI_BASE_URL", None)
+    res = _run(env, "--llm", "openai:gpt-4.1-mini")
+    assert res.returncode == 2
+    assert "OPENAI_API_KEY" in res.stderr
+    assert not (out / "runs").exists()
+
+
 def test_skip_rerun_and_failure_report(toy_stages):
     env, out = toy_stages
     res = _run(env, "--only", "01")
