@@ -72,12 +72,22 @@ def match_stage(stages: list[dict], key: str) -> dict:
     raise StageError(f"{key!r} matches several stages ({', '.join(s['name'] for s in hits)}); be more specific")
 
 
+def match_stages(stages: list[dict], key: str) -> list[dict]:
+    """Every stage a key names: the exact name, else all stages that start with it."""
+    exact = [s for s in stages if s["name"] == key]
+    hits = exact or [s for s in stages if s["name"].startswith(key)]
+    if not hits:
+        raise StageError(f"no stage matches {key!r}; stages: {', '.join(s['name'] for s in stages)}")
+    return hits
+
+
 def select(stages: list[dict], only: list[str] | None, start: str | None) -> list[dict]:
+    """``--only`` keys select every stage they match; ``--from`` starts at the first match."""
     if only:
-        wanted = {match_stage(stages, k)["name"] for k in only}
+        wanted = {s["name"] for k in only for s in match_stages(stages, k)}
         return [s for s in stages if s["name"] in wanted]
     if start:
-        first = match_stage(stages, start)["name"]
+        first = match_stages(stages, start)[0]["name"]
         idx = [s["name"] for s in stages].index(first)
         return stages[idx:]
     return list(stages)
