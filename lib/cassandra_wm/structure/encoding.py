@@ -60,30 +60,39 @@ def as_records(transitions: Any) -> list[dict]:
     return recs
 
 
-def _getter(pointer: str):
-    """A fast function state -> value at a JSON pointer (None when absent)."""
-    if pointer in ("", "/"):
-        raise ValueError("a variable cannot live at the root of the state")
-    toks = [t.replace("~1", "/").replace("~0", "~") for t in pointer[1:].split("/")]
-    if len(toks) == 1:
-        key = toks[0]
+class _Getter:
+    """A fast, picklable function state -> value at a JSON pointer (None when absent)."""
 
-        def get1(s):
+    __slots__ = ("toks", "key")
+
+    def __init__(self, pointer: str):
+        if pointer in ("", "/"):
+            raise ValueError("a variable cannot live at the root of the state")
+        self.toks = [t.replace("~1", "/").replace("~0", "~") for t in pointer[1:].split("/")]
+        self.key = self.toks[0] if len(self.toks) == 1 else None
+
+    def __getstate__(self):
+        return (self.toks, self.key)
+
+    def __setstate__(self, st):
+        self.toks, self.key = st
+
+    def __call__(self, s):
+        if self.key is not None:
             try:
-                return s[key]
+                return s[self.key]
             except (KeyError, TypeError, IndexError):
                 return None
-        return get1
-
-    def get(s):
         cur = s
         try:
-            for t in toks:
+            for t in self.toks:
                 cur = cur[int(t)] if isinstance(cur, list) else cur[t]
         except (KeyError, TypeError, IndexError, ValueError):
             return None
         return cur
-    return get
+
+
+_getter = _Getter
 
 
 def _col64(x: Any, j: int) -> Any:
