@@ -133,5 +133,6 @@ def test_quick_profile_end_to_end(tmp_path):
         assert run_all.outputs_present(st, params, tmp_path), f"{st['name']} left no outputs"
         assert (tmp_path / "runs" / "quick" / f"{st['name']}.ipynb").exists()
     res = _run(env, "--profile", "quick")
-    skipped = [ln for ln in res.stdout.splitlines() if ln.startswith("· ") and ln.endswith("(use --force to rerun)")]
+    lines = [ln.strip() for ln in res.stdout.replace("\r", "\n").splitlines()]
+    skipped = [ln for ln in lines if ln.startswith("· ") and ln.endswith("(use --force to rerun)")]
     assert res.returncode == 0 and len(skipped) == len(stages), res.stdout[-2000:]
