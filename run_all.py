@@ -58,6 +58,11 @@ def load_stages(path: Path = STAGES_FILE) -> list[dict]:
     return stages
 
 
+def for_profile(stages: list[dict], profile: str) -> list[dict]:
+    """The stages a profile runs (a stage may list ``profiles = ["full"]`` to stay out of quick runs)."""
+    return [s for s in stages if profile in s.get("profiles", ["quick", "full"])]
+
+
 def match_stage(stages: list[dict], key: str) -> dict:
     """A stage by full name or unique prefix ("03" -> "03_dag_sampling_search")."""
     exact = [s for s in stages if s["name"] == key]
@@ -274,7 +279,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: --llm {args.llm!r}: {e}", file=sys.stderr)
         return 2
     try:
-        stages = load_stages()
+        stages = for_profile(load_stages(), args.profile)
         chosen = select(stages, args.only, args.start)
     except StageError as e:
         print(f"error: {e}", file=sys.stderr)
@@ -303,7 +308,7 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.list:
         for st, _params, _fp, skip in plan:
-            print(f"{st['name']:32s} {'up to date' if skip else 'will run'}")
+            print(f"{st['name']:36s} {'up to date' if skip else 'will run'}")
         return 0
 
     if parse_llm_spec(args.llm).get("kind") == "openai":
@@ -365,11 +370,11 @@ def main(argv: list[str] | None = None) -> int:
             server.stop()
             os.environ.pop("CASSANDRA_LOCAL_LLM_URL", None)
 
-    print("\nstage                            status        seconds")
+    print("\n" + f"{'stage':36s} {'status':12s} {'seconds':>8s}")
     for row in summary:
-        print(f"{row['stage']:32s} {row['status']:12s} {row['seconds']:8.1f}")
+        print(f"{row['stage']:36s} {row['status']:12s} {row['seconds']:8.1f}")
     total = sum(r["seconds"] for r in summary)
-    print(f"{'total':32s} {'':12s} {total:8.1f}")
+    print(f"{'total':36s} {'':12s} {total:8.1f}")
     print(f"LLM used: {llm_name}")
     (run_dir / "summary.json").write_text(json.dumps({"llm": llm_name, "profile": args.profile,
                                                       "seed": args.seed, "stages": summary}, indent=1))

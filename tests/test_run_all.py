@@ -68,6 +68,9 @@ def test_stage_prefix_matching():
     assert [s["name"] for s in run_all.select(stages, ["03", "01"], None)] == ["01_data", "01_data_park", "03_dag"]
     with pytest.raises(run_all.StageError, match="no stage matches"):
         run_all.select(stages, ["7"], None)
+    stages[2]["profiles"] = ["full"]
+    assert [s["name"] for s in run_all.for_profile(stages, "quick")] == ["01_data", "01_data_park", "03_dag"]
+    assert len(run_all.for_profile(stages, "full")) == 4
     with pytest.raises(run_all.StageError, match="no stage matches"):
         run_all.match_stage(stages, "09")
     with pytest.raises(run_all.StageError, match="several stages"):
@@ -127,7 +130,7 @@ def test_quick_profile_end_to_end(tmp_path):
     res = _run(env, "--profile", "quick", timeout=1800)
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     assert "LLM used: SmolLM2" in res.stdout
-    stages = run_all.load_stages()
+    stages = run_all.for_profile(run_all.load_stages(), "quick")
     for st in stages:
         params = run_all.stage_parameters(st, "quick", 0, "local")
         assert run_all.outputs_present(st, params, tmp_path), f"{st['name']} left no outputs"
