@@ -482,3 +482,114 @@ def test_render_draws_a_park():
     fig, ax2 = plt.subplots()
     assert render_park(s, ax=ax2) is ax2
     plt.close("all")
+
+
+# --- the heuristic agent uses every action ------------------------------------------------------------
+
+def test_heuristic_sends_every_action_kind_validly():
+    from collections import Counter
+    from cassandra_wm.envs.theme_park.actions import ACTIONS
+    valid, invalid = Counter(), Counter()
+    for k, layout in enumerate(("loop", "cross", "comb")):
+        env = ThemeParkEnv(layout=layout, horizon=40)
+        traj = run_agent(env, HeuristicAgent(), 40, seed=k)
+        assert not traj[-1][1]["bankrupt"], layout
+        for a, _, ok, _ in traj[1:]:
+            (valid if ok else invalid)[a["name"]] += 1
+    assert not invalid, f"with invalid_rate 0 every action should be accepted: {dict(invalid)}"
+    assert set(valid) == set(ACTIONS), f"kinds never accepted: {set(ACTIONS) - set(valid)}"
+    assert valid["wait"] >= 0.05 * sum(valid.values()), dict(valid)
+
+
+def _one_ride_park(price, riders, operations=10):
+    s = built_state(rides=(("carousel", "blue"),), shops=())
+    r = s["rides"][0]
+    r.update(price=price, riders_today=riders, operations_today=operations, revenue_today=riders * price)
+    s["guests_today"] = 100
+    return s, r
+
+
+def test_heuristic_price_changes_follow_demand():
+    agent = HeuristicAgent(tweak_rate=1.0)   # only a price change is possible in this park
+    cap = P.RIDES["carousel"]["blue"]["max_price"]
+    for seed in range(5):
+        rng = np.random.default_rng(seed)
+        s, r = _one_ride_park(price=3.0, riders=140)             # full runs: raise
+        a = agent.act(s, rng)
+        assert a["name"] == "modify" and (a["args"]["x"], a["args"]["y"]) == (r["x"], r["y"])
+        assert 3.0 < a["args"]["price"] <= cap and apply_action(s, a)[1]
+        s, r = _one_ride_park(price=cap, riders=5)               # nearly empty runs: lower
+        a = agent.act(s, rng)
+        assert a["name"] == "modify" and cap / 2 <= a["args"]["price"] < cap and apply_action(s, a)[1]
+    s, _ = _one_ride_park(price=cap / 2, riders=5)              # already at the floor: nothing to change
+    assert agent.act(s, np.random.default_rng(0))["name"] != "modify"
+
+
+def test_heuristic_sells_a_loser_or_waits_when_short_of_cash():
+    s = built_state(money=60.0)
+    s["profit"] = -40.0
+    food = next(x for x in s["shops"] if x["subtype"] == "food")
+    for x in s["shops"]:
+        x["revenue_today"] = 0.0 if x is food else 100.0
+    a = HeuristicAgent().act(s, np.random.default_rng(0))
+    assert a["name"] == "remove"
+    assert (a["args"]["x"], a["args"]["y"], a["args"]["type"]) == (food["x"], food["y"], "shop")
+    after, ok, _, _ = apply_action(s, a)
+    assert ok and after["action_cost"] < 0 and after["num_shops"] == 1
+    food["revenue_today"] = 100.0                                # nothing loses money: save the cash
+    assert HeuristicAgent().act(s, np.random.default_rng(0))["name"] == "wait"
+
+
+def test_heuristic_moves_a_mechanic_to_a_broken_ride():
+    s = built_state(staff=("mechanic",))
+    ride = s["rides"][0]
+    ride["broken"] = True
+    far = max(s["paths"], key=lambda p: abs(p[0] - ride["x"]) + abs(p[1] - ride["y"]))
+    s["staff"][0]["x"], s["staff"][0]["y"] = far
+    moves = [a for a in (HeuristicAgent().act(s, np.random.default_rng(k)) for k in range(10)) if a["name"] == "move"]
+    assert moves
+    for a in moves:
+        new = (a["args"]["new_x"], a["args"]["new_y"])
+        assert abs(new[0] - ride["x"]) + abs(new[1] - ride["y"]) == 1 and apply_action(s, a)[1]
+
+
+def test_heuristic_in_a_full_park_waits_or_makes_room():
+    s = initial_state(get_layout("straight"))
+    s["money"] = 10_000_000.0
+    for x, y in free_spots(s):
+        s, ok, err, _ = apply_action(s, place(x, y, "ride", "carousel", "yellow", 3))
+        assert ok, err
+    s["money"] = 100_000.0
+    assert not free_spots(s)
+    names = set()
+    for k in range(30):
+        a = HeuristicAgent().act(s, np.random.default_rng(k))
+        assert apply_action(s, a)[1] and a["name"] in ("wait", "remove"), a
+        names.add(a["name"])
+    assert names == {"wait", "remove"}
+
+
+def test_invalid_actions_break_the_named_rule_with_every_action_kind():
+    from cassandra_wm.envs.theme_park.agents import INVALID_KINDS, make_invalid
+    s = built_state(money=600.0, staff=("janitor", "mechanic"))
+    names = set()
+    for kind in INVALID_KINDS:
+        for k in range(12):
+            a = make_invalid(s, kind, np.random.default_rng(k))
+            assert a is not None, kind
+            _, ok, _, reason = apply_action(s, a)
+            assert not ok
+            assert reason in (("unknown_action", "bad_argument") if kind == "malformed" else (kind,)), (kind, a, reason)
+            names.add(a["name"])
+    assert {"place", "modify", "remove", "move"} <= names
+
+
+def test_heuristic_constructor_stays_compatible():
+    env = ThemeParkEnv(layout="loop")
+    agent = make_agent("heuristic", env, invalid_rate=0.1, seed=0)
+    assert isinstance(agent, HeuristicAgent) and agent.invalid_rate == 0.1
+    old_style = HeuristicAgent(env.spec, 0.0, 1, 12.0, 2.0)    # spec, invalid_rate, seed, price_cap, reserve_days
+    assert (old_style.price_cap, old_style.reserve_days) == (12.0, 2.0)
+    assert {"tweak_rate", "save_days", "price_cap"} <= set(agent.describe())
+    with pytest.raises(ValueError):
+        HeuristicAgent(tweak_rate=1.5)
