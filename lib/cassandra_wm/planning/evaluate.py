@@ -164,9 +164,26 @@ def play_episode(env: Any, agent: Any, seed: int, days: int, agent_seed: int | N
 
 # -- many episodes, resumable --------------------------------------------------------
 
+_CODE_PARTS = ("planning", "world_model.py", "structure", "envs", "codewm")
+
+
+def code_version() -> str:
+    """Hash of the sources an episode's outcome depends on (planner, models, simulators)."""
+    root = Path(__file__).resolve().parents[1]
+    h = hashlib.sha256()
+    for part in _CODE_PARTS:
+        p = root / part
+        files = sorted(p.rglob("*.py")) if p.is_dir() else [p]
+        for f in files:
+            h.update(str(f.relative_to(root)).encode())
+            h.update(f.read_bytes())
+    return h.hexdigest()[:12]
+
+
 def settings_key(settings: Any) -> str:
-    """A short stable hash of an agent's settings (anything JSON-serialisable)."""
-    blob = json.dumps(settings, sort_keys=True, default=str)
+    """A short stable hash of an agent's settings and of the code that plays them: a stored run is
+    reused only when both match, so a changed planner or simulator never serves stale results."""
+    blob = json.dumps({"settings": settings, "code": code_version()}, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 
