@@ -283,6 +283,19 @@ def _get(doc, pointer: str):
         return _MISSING
 
 
+
+def _patched(fn, cur, args, allowed, errors):
+    """Run a patch-returning function on ``args`` and apply its patch to ``cur``; on any failure
+    record an E_exec error for ``fn`` and return ``cur`` unchanged."""
+    out, err = _call(fn, *args)
+    if err is None:
+        ops, err = _check_patch(out, allowed)
+        if err is None:
+            cur, err = _apply(cur, ops)
+    if err is not None:
+        errors.append([fn.fid, err])
+    return cur
+
 def _evaluate(req: dict, send) -> None:
     CALL_TIMEOUT[0] = float(req.get("call_timeout", 1.0))
     used = resource.getrusage(resource.RUSAGE_SELF).ru_utime + resource.getrusage(resource.RUSAGE_SELF).ru_stime
@@ -334,22 +347,9 @@ def _evaluate(req: dict, send) -> None:
                 feedback.append(str(out[1])[:300] if isinstance(out[1], str) else repr(out[1])[:300])
         cur = state
         if valid and aname in act:
-            fn = act[aname]
-            out, err = _call(fn, _jcopy(cur), _jcopy(action))
-            if err is None:
-                ops, err = _check_patch(out, allowed)
-                if err is None:
-                    cur, err = _apply(cur, ops)
-            if err is not None:
-                errors.append([fn.fid, err])
+            cur = _patched(act[aname], cur, (_jcopy(cur), _jcopy(action)), allowed, errors)
         for fn in dyn:
-            out, err = _call(fn, _jcopy(cur))
-            if err is None:
-                ops, err = _check_patch(out, allowed)
-                if err is None:
-                    cur, err = _apply(cur, ops)
-            if err is not None:
-                errors.append([fn.fid, err])
+            cur = _patched(fn, cur, (_jcopy(cur),), allowed, errors)
         det, missing = [], []
         for j, p in enumerate(det_paths):
             v = _get(cur, p)
