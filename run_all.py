@@ -322,7 +322,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"profile {args.profile} · seed {args.seed} · LLM {llm_name} · outputs under {out_root}")
     needs_llm = any(st.get("uses_llm", False) and not skip for st, _p, _f, skip in plan)
     server = None
-    if needs_llm and parse_llm_spec(args.llm).get("kind") == "local" and not os.environ.get("CASSANDRA_LOCAL_LLM_URL"):
+    replay = os.environ.get("CASSANDRA_LLM_CACHE", "record").strip().lower() == "replay"
+    if (needs_llm and not replay and parse_llm_spec(args.llm).get("kind") == "local"
+            and not os.environ.get("CASSANDRA_LOCAL_LLM_URL")):
         from cassandra_wm.llm.local import LocalServer
         t0 = time.time()
         server = LocalServer()
