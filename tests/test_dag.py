@@ -74,6 +74,6 @@ def test_bn_variables_default_and_notes():
     vs = (VariableSpec("d", "/d", "", "deterministic"), VariableSpec("x", "/x", "", "stochastic"),
           VariableSpec("y", "/y", "", "stochastic"))
     assert bn_variables(EnvSpec("e", "", vs, ())) == ["x", "y"]
-    assert bn_variables(EnvSpec("e", "", vs, (), notes={"bn_variables": ["y"]})) == ["y"]
+    assert bn_variables(EnvSpec("e", "", vs, (), bn_variables=("y",))) == ["y"]
     with pytest.raises(ValueError):
-        bn_variables(EnvSpec("e", "", vs, (), notes={"bn_variables": ["d"]}))
+        bn_variables(EnvSpec("e", "", vs, (), bn_variables=("d",)))

@@ -259,7 +259,7 @@ def test_world_model_carries_the_theme_parks_structural_changes():
 
     class Hold:
         def sample(self, prev_states, actions, next_det, rng):
-            return {n: np.array([p[n] for p in prev_states]) for n in env.spec.notes["bn_variables"]}
+            return {n: np.array([p[n] for p in prev_states]) for n in env.spec.bn_variables}
 
     wm = WorldModel(env.spec, det, Hold())
     build = next(a for a in make_proposer(env.spec, det).propose(s, np.random.default_rng(0), 100)

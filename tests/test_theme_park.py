@@ -131,7 +131,7 @@ def test_spec_paths_bounds_and_bn_variables():
     s = env.reset(0)
     for v in spec.variables:
         assert v.in_bounds(get_path(s, v.path)), v.name
-    bn = spec.notes["bn_variables"]
+    bn = spec.bn_variables
     assert len(bn) == 6 and len(set(bn)) == 6
     for name in bn:
         assert spec.variable(name).kind == "stochastic"

@@ -20,6 +20,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from .paper import LAMBDA1, LAMBDA2
 from .structure.dag import find_cycle, n_edges, validate
 
 Parents = dict[str, list[str]]
@@ -29,7 +30,7 @@ class DagExplorerModel:
     """The explorer's state and computations (no widgets involved)."""
 
     def __init__(self, graphs: Mapping[str, Mapping[str, Sequence[str]]], scorer: Any, prior: Any = None,
-                 lam1: float = 10.0, lam2: float = 100.0, true_edges: Sequence[tuple[str, str]] | None = None):
+                 lam1: float = LAMBDA1, lam2: float = LAMBDA2, true_edges: Sequence[tuple[str, str]] | None = None):
         if not graphs:
             raise ValueError("the explorer needs at least one graph")
         self.nodes = list(getattr(scorer, "nodes", None) or next(iter(graphs.values())))
@@ -152,7 +153,7 @@ def _format_terms(t: dict, model: DagExplorerModel, note: str = "") -> str:
 
 
 def dag_explorer(graphs: Mapping[str, Mapping[str, Sequence[str]]], scorer: Any, prior: Any = None,
-                 lam1: float = 10.0, lam2: float = 100.0, true_edges=None, show_predictions: bool = True):
+                 lam1: float = LAMBDA1, lam2: float = LAMBDA2, true_edges=None, show_predictions: bool = True):
     """Build the DAG explorer widget (see module doc); returns ``(widget, model)``."""
     import ipywidgets as W
     import matplotlib.pyplot as plt

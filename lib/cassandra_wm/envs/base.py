@@ -89,6 +89,8 @@ class EnvSpec:
     actions: tuple[ActionSpec, ...]
     horizon: int = 50
     reward_variable: str = "money"
+    # the stochastic variables the Bayesian network models; empty = all stochastic variables
+    bn_variables: tuple[str, ...] = ()
     notes: dict = field(default_factory=dict)
 
     # -- look-ups -------------------------------------------------------
@@ -146,7 +148,14 @@ class EnvSpec:
 
 
 class Environment(abc.ABC):
-    """Base class of every simulator."""
+    """Base class of every simulator: every method the pipeline calls is declared here.
+
+    Required: :meth:`reset`, :meth:`step`, :meth:`transition` (the simulator as a function of any
+    state, used by the oracle model and the reference planners) and :meth:`deterministic_step`
+    (the deterministic part of a step, used as the world model's deterministic source when no
+    code model is used).  :meth:`check_action`, :meth:`is_done`, :meth:`true_graph` and
+    :attr:`bn_variables` have defaults that an environment may override.
+    """
 
     spec: EnvSpec
 
@@ -158,9 +167,47 @@ class Environment(abc.ABC):
     def step(self, action: dict | str) -> tuple[dict, bool, dict]:
         """Advance one day; returns (next_state, valid, info) and never raises on bad actions."""
 
+    @abc.abstractmethod
+    def transition(self, state: dict, action: Any, rng: Any) -> tuple[dict, bool, dict]:
+        """One day from any ``state`` with the generator ``rng``; ``state`` is left untouched.
+
+        Returns ``(next_state, valid, info)`` like :meth:`step`."""
+
+    @abc.abstractmethod
+    def deterministic_step(self, state: dict, action: Any) -> tuple[dict, bool, str | None]:
+        """The deterministic part of a step: ``(values, valid, error)``.
+
+        ``values`` is either ``{deterministic variable: next value}`` or a whole state after the
+        action (when the action changes the state's structure, as a placed ride does); nothing
+        random is drawn."""
+
+    def check_action(self, state: dict, action: Any) -> tuple[dict | None, str | None]:
+        """``(parsed action or None, error or None)``: is ``action`` valid in ``state``?"""
+        try:
+            act = coerce_action(action)
+        except ActionParseError as e:
+            return None, str(e)
+        _, ok, err = self.deterministic_step(state, act)
+        return act, None if ok else (err or "invalid action")
+
+    def is_done(self, state: dict) -> bool:
+        """Is the episode over in ``state``?  Default: ``bankrupt`` or ``game_over`` set, or
+        ``day`` reached ``horizon`` (the spec's horizon when the state has none)."""
+        if state.get("bankrupt") or state.get("game_over"):
+            return True
+        try:
+            return "day" in state and int(state["day"]) >= int(state.get("horizon", self.spec.horizon))
+        except (TypeError, ValueError):
+            return False
+
     def true_graph(self) -> list[tuple[str, str]]:
         """Edges among stochastic variables (same step). Evaluation only."""
         return []
+
+    @property
+    def bn_variables(self) -> list[str]:
+        """The stochastic variables the Bayesian network models (default: all of them)."""
+        return list(self.spec.bn_variables or self.spec.variable_names("stochastic"))
 
 
 # -- JSON pointer helpers ------------------------------------------------

@@ -344,7 +344,7 @@ __all__ = ["heldout_seeds", "t_quantile", "mean_ci", "play_episode", "evaluate",
 
 # -- the agents of the planning table ---------------------------------------------------
 
-GRAPHS = ("CASSANDRA", "CASS-Ind", "CASS-L", "CASS-R")
+from ..paper import GRAPH_NAMES as GRAPHS  # noqa: E402
 
 
 class MissingNetworkError(FileNotFoundError):

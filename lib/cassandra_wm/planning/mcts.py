@@ -39,6 +39,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from ..envs.base import format_action
+from ..paper import MCTS_HORIZON, MCTS_ITERATIONS, MCTS_PROPOSALS, MCTS_ROLLOUTS
 from .rollouts import ROLLOUT_POLICIES, RolloutPolicy, make_rollout_policy
 
 
@@ -65,10 +66,10 @@ class Proposer(Protocol):
 class MCTSConfig:
     """Search settings; the defaults are appendix C.4's."""
 
-    iterations: int = 90
-    rollouts: int = 4
-    n_proposals: int = 100
-    horizon: int = 3
+    iterations: int = MCTS_ITERATIONS
+    rollouts: int = MCTS_ROLLOUTS
+    n_proposals: int = MCTS_PROPOSALS
+    horizon: int = MCTS_HORIZON
     c_uct: float = 1.0
     rollout_policy: str = "wait"  # "wait", "random" or "heuristic" (see rollouts.py)
     final: str = "visits"  # pick the root child with most "visits" or best mean "value"

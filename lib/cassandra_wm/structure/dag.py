@@ -15,11 +15,11 @@ Edge = tuple[str, str]
 def bn_variables(spec) -> list[str]:
     """The variables the Bayesian network models, in spec order.
 
-    ``spec.notes["bn_variables"]`` when the environment names them (e.g. the theme
-    park, where some stochastic variables are left out), else every stochastic
-    variable.  Raises ValueError when a listed name is not a stochastic variable.
+    ``spec.bn_variables`` when the environment names them (e.g. the theme park, where
+    some stochastic variables are left out), else every stochastic variable.  Raises
+    ValueError when a listed name is not a stochastic variable.
     """
-    listed = (getattr(spec, "notes", None) or {}).get("bn_variables")
+    listed = getattr(spec, "bn_variables", None)
     stochastic = [v.name for v in spec.variables if v.kind == "stochastic"]
     if not listed:
         return stochastic

@@ -66,14 +66,13 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import torch
 
+from ..paper import LAMBDA1, LAMBDA2
 from ..report import atomic_write_text
 from .conditionals import Conditional, FitSettings, fit_conditional, node_seed
 from .dag import bn_variables, find_cycle, n_edges, validate
 from .encoding import Encoder, as_records
 
 TERM_VERSION = "pinball-summed-over-levels"  # part of the cache key: a new definition never reads old scores
-LAMBDA1 = 10.0
-LAMBDA2 = 100.0
 
 
 def held_out_term(model: Conditional) -> float:

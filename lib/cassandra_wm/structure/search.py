@@ -45,6 +45,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 from tqdm.auto import tqdm
 
+from ..paper import LAMBDA1, LAMBDA2
 from .dag import Parents, edges, is_acyclic, n_edges, validate
 
 PriorFn = Callable[[Mapping[str, Sequence[str]]], float]
@@ -144,8 +145,8 @@ def _prior_value(prior: Any, parents: Parents) -> float:
     return float(prior(parents))
 
 
-def evaluate(parents: Mapping[str, Sequence[str]], scorer: Any, prior: Any = None, lam1: float = 10.0,
-             lam2: float = 100.0) -> dict:
+def evaluate(parents: Mapping[str, Sequence[str]], scorer: Any, prior: Any = None, lam1: float = LAMBDA1,
+             lam2: float = LAMBDA2) -> dict:
     """J and its terms for one graph: {"J", "data", "sparsity", "prior", "log_prior", "n_edges"}.
 
     ``sparsity`` (<= 0) and ``prior`` are the weighted terms as they enter J: J = data + sparsity + prior,
@@ -189,8 +190,8 @@ class SearchResult:
     seed: int = 0
     t0: float = 0.0
     alpha: float = 0.99
-    lam1: float = 10.0
-    lam2: float = 100.0
+    lam1: float = LAMBDA1
+    lam2: float = LAMBDA2
     seconds: float = 0.0
     label: str = ""
 
@@ -207,7 +208,7 @@ class SearchResult:
 
 
 def anneal(init_parents: Mapping[str, Sequence[str]], scorer: Any, prior_fn: Any = None, steps: int = 100,
-           t0: float | None = None, alpha: float = 0.99, lam1: float = 10.0, lam2: float = 100.0, seed: int = 0,
+           t0: float | None = None, alpha: float = 0.99, lam1: float = LAMBDA1, lam2: float = LAMBDA2, seed: int = 0,
            max_parents: int | None = None, log_path: str | Path | None = None, progress: bool = False,
            label: str = "") -> SearchResult:
     """Simulated annealing from ``init_parents`` for ``steps`` proposals (see module doc).
@@ -382,7 +383,7 @@ class SearchRuns:
 
 
 def search(init_dags: Sequence[Mapping[str, Sequence[str]]], scorer: Any, prior: Any = None, steps: int = 100,
-           t0: float | None = None, alpha: float = 0.99, lam1: float = 10.0, lam2: float = 100.0, seed: int = 0,
+           t0: float | None = None, alpha: float = 0.99, lam1: float = LAMBDA1, lam2: float = LAMBDA2, seed: int = 0,
            processes: int = 1, max_parents: int | None = None, log_dir: str | Path | None = None,
            progress: bool = True, label: str = "search", start_method: str | None = None) -> SearchRuns:
     """Anneal from every DAG of ``init_dags`` (run i uses seed ``seed + i``) and keep them all.

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ...agents import Agent, RandomAgent, spec_invalid_action
+from ..agent_base import Agent, RandomAgent, spec_invalid_action
 from ..base import EnvSpec
 from .sim import CoffeeShopParams
 

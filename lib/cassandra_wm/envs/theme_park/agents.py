@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from ...agents import Agent
+from ..agent_base import Agent
 from ..base import EnvSpec
 from .actions import apply_action
 from .params import CHOICES, COLOURS, GRID_SIZE, RIDE_TYPES, RIDES, SHOP_TYPES, SHOPS, STAFF, STAFF_TYPES

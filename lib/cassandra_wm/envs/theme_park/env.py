@@ -89,10 +89,6 @@ class ThemeParkEnv(Environment):
         """Run the day from a state whose action has already been applied."""
         return simulate_day(state, rng)
 
-    @property
-    def bn_variables(self) -> list[str]:
-        return list(BN_VARIABLES)
-
     def render(self, ax=None, state: dict | None = None):
         """Draw the park (see :func:`render.render_park`)."""
         from .render import render_park

@@ -89,8 +89,8 @@ def build_spec(horizon: int = HORIZON, start_money: float = START_MONEY) -> EnvS
         actions=ACTION_SPECS,
         horizon=horizon,
         reward_variable="money",
+        bn_variables=tuple(BN_VARIABLES),
         notes={
-            "bn_variables": list(BN_VARIABLES),
             "grid_size": GRID_SIZE,
             "ticks_per_day": TICKS_PER_DAY,
             "start_money": start_money,
