@@ -296,7 +296,7 @@ def observation_from_raw(raw: dict, layout: str | None = None) -> dict:
         grid[t["x"]][t["y"]] = float(t.get("cleanliness", 1.0))
     survey = raw.get("guest_survey_results") or {"age_of_results": 0, "list_of_results": []}
     return {
-        "step": st["step"], "horizon": st["horizon"], "value": st["value"], "money": st["money"],
+        "step": st["step"], "horizon": st["horizon"], "value": int(round(st["value"])), "money": st["money"],
         "revenue": st["revenue"], "expenses": st["expenses"], "profit": st["revenue"] - st["expenses"],
         "park_rating": _r2(st["park_rating"]),
         "guests": {"total_guests": gs["total_guests"], "avg_money_spent": _r2(gs["avg_money_spent"]),

@@ -292,7 +292,10 @@ def apply_checked(state: dict, name: str, a: dict, p: Params) -> tuple[int, int,
         return 0, refund, f"Sold {att['subtype']} at {x},{y} for {refund}"
     if name == "modify":
         price, qty = a["price"], a.get("order_quantity")
-        _check_price(kind, p, att["subtype"], att["subclass"], price, qty if kind == "shop" else None)
+        try:
+            _check_price(kind, p, att["subtype"], att["subclass"], price, qty if kind == "shop" else None)
+        except Refusal as r:
+            raise Refusal(r.reason, f"Failed to modify {kind}. {r.message}") from None
         if kind == "ride":
             att["ticket_price"] = price
         else:
@@ -360,7 +363,8 @@ def _staff_action(state: dict, name: str, a: dict, p: Params) -> tuple[int, int,
                 raise Refusal("bad_staff_tile", "Invalid location for staff. Must be on a path or in an attraction.")
             s["x"], s["y"] = nx, ny
             return 0, 0, f"Moved {sub} to {nx},{ny}"
-    raise Refusal("no_staff", f"No {sub} found at {x},{y}")
+    where = ", ".join(f"{s['x']},{s['y']}" for s in staff if s["subtype"] == sub)
+    raise Refusal("no_staff", f"No {sub} found at {x},{y}. Existing {sub}s locations: {where}")
 
 
 def apply_action(state: dict, action: Any, params: str | Params | None = None) -> tuple[dict, bool, str | None, dict]:

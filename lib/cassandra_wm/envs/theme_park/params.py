@@ -71,12 +71,12 @@ _GAME_SHOPS = {
                               hunger_boost=0.25, happiness_boost=0.25, money_threshold=25)},
 }
 _GAME_STAFF = {
-    "janitor": {"yellow": dict(salary=25, clean_rate=0.028, cleaning_threshold=0.85),
-                "blue": dict(salary=100, clean_rate=0.075, cleaning_threshold=0.95),
-                "green": dict(salary=500, clean_rate=0.2, cleaning_threshold=1.0),
-                "red": dict(salary=2000, clean_rate=0.35, cleaning_threshold=1.2)},
-    "mechanic": {"yellow": dict(salary=15, repair_rate=2), "blue": dict(salary=100, repair_rate=8),
-                 "green": dict(salary=250, repair_rate=20), "red": dict(salary=1000, repair_rate=50)},
+    "janitor": {"yellow": dict(salary=25, clean_rate=0.028, cleaning_threshold=0.85, steps=1),
+                "blue": dict(salary=100, clean_rate=0.075, cleaning_threshold=0.95, steps=2),
+                "green": dict(salary=500, clean_rate=0.2, cleaning_threshold=1.0, steps=2),
+                "red": dict(salary=2000, clean_rate=0.35, cleaning_threshold=1.2, steps=2)},
+    "mechanic": {"yellow": dict(salary=15, repair_rate=2, steps=1), "blue": dict(salary=100, repair_rate=8, steps=2),
+                 "green": dict(salary=250, repair_rate=20, steps=2), "red": dict(salary=1000, repair_rate=50, steps=2)},
     "specialist": {"yellow": dict(salary=60, happiness_boost=0.25),
                    "blue": dict(salary=350, stocking_rate=0.1, max_inventory=100, restock_threshold=0.25,
                                 idle_ticks=30),
@@ -142,10 +142,12 @@ _PAPER_SHOPS = {
                   "red": dict(building_cost=10000, operating_cost=0, max_item_price=0, thirst_boost=0.5,
                               hunger_boost=0.5, money_threshold=20)},
 }
-# appendix F: two kinds of staff, one salary each; work rates are the game's first tier
+# appendix F: two kinds of staff, one salary each ($100 janitor, $25 mechanic); the appendix gives no
+# work rates, so each takes those of the game's staff at the same salary (the game's $100 janitor is
+# its blue one: faster cleaning, two steps a tick; its first mechanic tier once cost $25)
 _PAPER_STAFF = {
-    "janitor": {"yellow": dict(salary=100, clean_rate=0.028, cleaning_threshold=0.85)},
-    "mechanic": {"yellow": dict(salary=25, repair_rate=2)},
+    "janitor": {"yellow": dict(salary=100, clean_rate=0.075, cleaning_threshold=0.95, steps=2)},
+    "mechanic": {"yellow": dict(salary=25, repair_rate=2, steps=1)},
     "specialist": {},
 }
 

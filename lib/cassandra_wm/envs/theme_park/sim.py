@@ -220,6 +220,7 @@ class _Day:
         self.shop_oos = self.oos  # shops share the array (index R..)
         self.inventory = np.zeros(A + 1, np.int64)
         self.day_survey = int(state["hidden"].get("survey_pending", 0))
+        self._atm_prev: dict = {}
 
     # -- guests -------------------------------------------------------------------
     def _alloc(self, n: int) -> None:
@@ -240,6 +241,7 @@ class _Day:
         self.steps = i()
         self.rides_v, self.food_v, self.drink_v, self.spec_v = i(), i(), i(), i()
         self.visits = np.full((n, 25), np.nan)
+        self.info_any = False
 
     def _add_guests(self, k: int) -> None:
         a, b = self.n, self.n + k
@@ -333,155 +335,162 @@ class _Day:
 
     # -- guests: one tick ------------------------------------------------------------
     def _guests_tick(self) -> None:
-        n, rules, rng, A = self.n, self.rules, self.rng, self.A
-        live = ~self.exited[:n]
-        self.steps[:n] += live
+        """One tick for every guest in the park, in the game's order: act, needs, litter."""
+        rules, rng, A = self.rules, self.rng, self.A
+        L = np.flatnonzero(~self.exited[:self.n])
+        if not len(L):
+            return
+        self.steps[L] += 1
         hard_t, soft_t = rules["hard_threshold"], rules["soft_threshold"]
-        hun, thi, hap = self.hun[:n], self.thi[:n], self.hap[:n]
-        pos, tgt = self.pos[:n], self.tgt[:n]
-        # 1. guests in a ride's queue or on board
-        w = live & self.waiting[:n]
-        if w.any():
-            quit_ = w & ((thi > hard_t) | (hun > hard_t))
-            for g in np.flatnonzero(quit_):
-                r = self.ride_of[g]
-                hap[g] = max(0.0, hap[g] - rules["rejection_penalty"])
-                self.waiting[g] = False
-                if g in self.queue[r]:
-                    self.queue[r].remove(g)
-                if g in self.boarded[r]:
-                    self.boarded[r].remove(g)
-                self.ride_of[g] = -1
-            stay = w & ~quit_
-            if stay.any():
-                np.add.at(self.wait_time, self.ride_of[:n][stay], 1)
-                self.energy[:n][stay] = np.maximum(0, self.energy[:n][stay] - rules["wait_energy"])
-            act = live & ~stay
-        else:
-            act = live
-        # 2. guests heading out
-        going = act & (tgt == A)
-        if going.any():
-            at_exit = going & (pos == self.exit)
-            if at_exit.any():
-                self.exited[:n] |= at_exit
-                self.inside -= int(at_exit.sum())
-            mv = going & ~at_exit
-            pos[mv] = self.rt.step[pos[mv], self.exit]
-        o = act & ~going
-        if o.any():
-            self._decide_and_move(o)
-        # 3. needs (not for guests heading out) and litter
-        alive0 = live
-        needs = alive0 & (self.tgt[:n] != A)
-        mult = np.where(self.waiting[:n], rules["wait_need_factor"], 1.0)
-        dec = rules["happiness_decay"]
-        if needs.any():
-            hun[needs] = np.minimum(1, hun[needs] + rules["hunger_rate"] * mult[needs])
-            pen = needs & (hun > soft_t)
-            hap[pen] = np.maximum(0, hap[pen] - hun[pen] * dec)
-            thi[needs] = np.minimum(1, thi[needs] + rules["thirst_rate"] * mult[needs])
-            pen = needs & (thi > soft_t)
-            hap[pen] = np.maximum(0, hap[pen] - thi[pen] * dec)
-            hap[needs] = np.maximum(0, hap[needs] - dec * mult[needs] / 5)
-            c = self.clean[pos]
-            steps = (c < 0.8).astype(float) + (c < 0.6) + (c < 0.4)
-            hap[needs] = np.maximum(0, hap[needs] - rules["dirty_tile_decay"] * steps[needs])
-        chance = np.clip((1 - hap) / 2, rules["litter_low"], rules["litter_high"])
-        chance = np.where(self.tgt[:n] == A, chance * rules["litter_exit_factor"], chance)
-        drop = alive0 & (rng.random(n) < chance)
+        wt = self.waiting[L]
+        act = L
+        if wt.any():
+            W = L[wt]
+            q = (self.thi[W] > hard_t) | (self.hun[W] > hard_t)
+            if q.any():
+                for g in W[q].tolist():      # too hungry or thirsty to keep waiting
+                    r = self.ride_of[g]
+                    self.hap[g] = max(0.0, self.hap[g] - rules["rejection_penalty"])
+                    self.waiting[g] = False
+                    if g in self.queue[r]:
+                        self.queue[r].remove(g)
+                    if g in self.boarded[r]:
+                        self.boarded[r].remove(g)
+                    self.ride_of[g] = -1
+            S = W[~q]
+            if len(S):
+                np.add.at(self.wait_time, self.ride_of[S], 1)
+                self.energy[S] = np.maximum(0, self.energy[S] - rules["wait_energy"])
+            keep = ~wt
+            keep[np.flatnonzero(wt)[q]] = True
+            act = L[keep]
+        if len(act):
+            going = self.tgt[act] == A
+            if going.any():
+                G = act[going]
+                at = self.pos[G] == self.exit
+                if at.any():
+                    self.exited[G[at]] = True
+                    self.inside -= int(np.count_nonzero(at))
+                mv = G[~at]
+                self.pos[mv] = self.rt.step[self.pos[mv], self.exit]
+                act = act[~going]
+            if len(act):
+                self._decide_and_move(act)
+        # needs (not for guests heading out) and litter, for everyone who was in the park this tick
+        tgL = self.tgt[L]
+        nd = L[tgL != A]
+        if len(nd):
+            dec = rules["happiness_decay"]
+            mult = np.where(self.waiting[nd], rules["wait_need_factor"], 1.0)
+            hu = np.minimum(1, self.hun[nd] + rules["hunger_rate"] * mult)
+            ha = self.hap[nd]
+            ha = np.where(hu > soft_t, np.maximum(0, ha - hu * dec), ha)
+            th = np.minimum(1, self.thi[nd] + rules["thirst_rate"] * mult)
+            ha = np.where(th > soft_t, np.maximum(0, ha - th * dec), ha)
+            ha = np.maximum(0, ha - dec * mult / 5)
+            c = self.clean[self.pos[nd]]
+            ha = np.maximum(0, ha - rules["dirty_tile_decay"] * ((c < 0.8).astype(float) + (c < 0.6) + (c < 0.4)))
+            self.hun[nd], self.thi[nd], self.hap[nd] = hu, th, ha
+        chance = np.minimum(np.maximum((1 - self.hap[L]) / 2, rules["litter_low"]), rules["litter_high"])
+        chance[tgL == A] *= rules["litter_exit_factor"]
+        drop = rng.random(len(L)) < chance
         if drop.any():
-            np.subtract.at(self.clean, pos[drop], rules["litter_amount"])
+            np.subtract.at(self.clean, self.pos[L[drop]], rules["litter_amount"])
             np.maximum(self.clean, 0, out=self.clean)
 
-    def _decide_and_move(self, o: np.ndarray) -> None:
-        n, rules, rng, A, R = self.n, self.rules, self.rng, self.A, self.R
-        hun, thi, hap, pos, tgt = self.hun[:n], self.thi[:n], self.hap[:n], self.pos[:n], self.tgt[:n]
-        reason = self.reason[:n]
+    def _decide_and_move(self, O: np.ndarray) -> None:
+        """Guests ``O`` (indices, arrival order) who are not waiting and not heading out."""
+        rules, rng, A = self.rules, self.rng, self.A
         none = R_CODE["No specific reason for exit"]
-        hard_t, soft_t = rules["hard_threshold"], rules["soft_threshold"]
-        # leaving for a need
-        left = np.zeros(n, bool)
-        for cond, why in ((hap == 0, "Too unhappy"), (self.energy[:n] <= 0, "Ran out of energy"),
-                          (self.money_g[:n] <= 1, "Spent all their money"), (thi >= 1, "Too thirsty"),
-                          (hun >= 1, "Too hungry")):
-            m = o & ~left & cond
+        hard_t = rules["hard_threshold"]
+        hu, th, ha = self.hun[O], self.thi[O], self.hap[O]
+        tg = self.tgt[O]
+        # leaving for a need (first reason that applies)
+        left = np.zeros(len(O), bool)
+        for cond, why in ((ha == 0, "Too unhappy"), (self.energy[O] <= 0, "Ran out of energy"),
+                          (self.money_g[O] <= 1, "Spent all their money"), (th >= 1, "Too thirsty"),
+                          (hu >= 1, "Too hungry")):
+            m = ~left & cond
             if m.any():
-                tgt[m] = A
-                reason[m] = R_CODE[why]
+                tg[m] = A
+                self.reason[O[m]] = R_CODE[why]
                 left |= m
-        rest = o & ~left
-        tsub = np.where(tgt >= 0, self.att_sub[np.maximum(tgt, 0)], -1)
-        choose = rest & ((tgt < 0) | ((hun > hard_t) & (hun > thi) & (tsub != FOOD))
-                         | ((thi > hard_t) & (thi > hun) & (tsub != DRINK)))
-        stop = np.zeros(n, bool)   # guests who stop for this tick (no shop of the kind they need)
+        if left.any():
+            self.tgt[O[left]] = A
+        tsub = self.att_sub[tg]          # index -1 (no target) reads the exit's entry, -1
+        choose = ~left & ((tg < 0) | ((hu > hard_t) & (hu > th) & (tsub != FOOD))
+                          | ((th > hard_t) & (th > hu) & (tsub != DRINK)))
+        M = O
         if choose.any():
-            stop = self._choose(np.flatnonzero(choose))
-        mover = o & ~stop
-        if not mover.any():
+            stopped = self._choose(O[choose])
+            if len(stopped):
+                M = O[~np.isin(O, stopped)]
+        if not len(M):
             return
-        at = mover & (pos == self.att_tile_x[np.maximum(tgt, 0)]) & (tgt >= 0)
+        tg = self.tgt[M]
+        pos = self.pos[M]
+        at = (tg >= 0) & (pos == self.att_tile_x[tg])
         if at.any():
-            self._interact(np.flatnonzero(at))
-            done = at & ~self.exited[:n]
-            self.prev[:n][done] = tgt[done]
-            tgt[done] = -1
-            self.nxt[:n][done] = -1
-            # a billboard may have pointed the guest at an ATM: the game then remembers the ATM as the
-            # last attraction visited
-            if getattr(self, "_atm_prev", None):
+            AT = M[at]
+            self._interact(AT)
+            done = AT[~self.exited[AT]]
+            self.prev[done] = self.tgt[done]
+            self.tgt[done] = -1
+            self.nxt[done] = -1
+            if self._atm_prev:
+                # a billboard pointed the guest at an ATM: the game then remembers the ATM as the last visit
                 for g, atm in self._atm_prev.items():
                     self.prev[g] = atm
                 self._atm_prev = {}
-        walk = mover & ~at
-        if not walk.any():
-            return
-        self.energy[:n][walk] = np.maximum(0, self.energy[:n][walk] - 1)
+            M = M[~at]
+            if not len(M):
+                return
+            pos = self.pos[M]
+        self.energy[M] = np.maximum(0, self.energy[M] - 1)
         # passing by: a chance to step into a neighbouring attraction instead
-        pb = walk & (self.kind[pos] == PATH) & ~self.hard[:n]
-        if pb.any() and self.A:
-            idx = np.flatnonzero(pb)
-            cand = self.passby[pos[idx]]                        # (k, 4) destinations or -1
+        pb = (self.kind[pos] == PATH) & ~self.hard[M]
+        if pb.any() and A:
+            idx = M[pb]
+            cand = self.passby[self.pos[idx]]                        # (k, 4) destinations or -1
             valid = cand >= 0
-            cur = tgt[idx][:, None]
-            prv = self.prev[:n][idx][:, None]
-            cand_tile = np.where(valid, self.att_tile_x[np.maximum(cand, 0)], -1)
-            prv_tile = np.where(prv >= 0, self.att_tile_x[np.maximum(prv, 0)], -2)
-            cur_tile = np.where(cur >= 0, self.att_tile_x[np.maximum(cur, 0)], -2)
-            valid &= (cand_tile != prv_tile) & (cand_tile != cur_tile)
-            valid &= ~(self.is_info[np.maximum(cand, 0)] & self.info[:n][idx][:, None])
-            ch = np.where(valid, np.where(cand == A, rules["pass_by_shop"], self.pass_chance[np.maximum(cand, 0)]), 0)
-            cum = np.cumsum(ch, axis=1)
-            u = rng.random(len(idx))[:, None]
-            hit = valid & (u <= cum)
-            first = np.argmax(hit, axis=1)
+            cand0 = np.maximum(cand, 0)
+            cand_tile = self.att_tile_x[cand0]
+            prv, cur = self.prev[idx], self.tgt[idx]
+            prv_tile = np.where(prv >= 0, self.att_tile_x[prv], -2)
+            cur_tile = np.where(cur >= 0, self.att_tile_x[cur], -2)
+            valid &= (cand_tile != prv_tile[:, None]) & (cand_tile != cur_tile[:, None])
+            if self.info_any:
+                valid &= ~(self.is_info[cand0] & self.info[idx][:, None])
+            cum = np.cumsum(np.where(valid, self.pass_chance[cand0], 0.0), axis=1)
+            hit = valid & (rng.random(len(idx))[:, None] <= cum)
             took = hit.any(axis=1)
             if took.any():
                 g = idx[took]
-                new = cand[took, first[took]]
+                new = cand[took, np.argmax(hit[took], axis=1)]
                 self.prev[g] = -1
-                self.nxt[g] = tgt[g]
-                tgt[g] = new
-                walked_exit = (new == A) & (reason[g] == none)
-                reason[g[walked_exit]] = R_CODE["Walked by the exit"]
-        dest = self.att_tile_x[tgt[walk]]
-        src = pos[walk]
-        pos[walk] = self.rt.step[src, dest]
-        caf = walk.copy()
-        caf[walk] = (self.caff[:n][walk] > 0)
+                self.nxt[g] = self.tgt[g]
+                self.tgt[g] = new
+                we = g[(new == A) & (self.reason[g] == none)]
+                self.reason[we] = R_CODE["Walked by the exit"]
+        dest = self.att_tile_x[self.tgt[M]]
+        newpos = self.rt.step[pos, dest].astype(np.int64)
+        self.pos[M] = newpos
+        caf = self.caff[M] > 0
         if caf.any():
-            g = np.flatnonzero(caf)
-            d = self.att_tile_x[tgt[g]]
-            x, y = pos[g] // N, pos[g] % N
-            again = (x != d // N) & (y != d % N)      # the game moves twice only when both coordinates differ
-            g = g[again]
+            g = M[caf]
+            d = dest[caf]
+            p2 = newpos[caf]
+            again = (p2 // N != d // N) & (p2 % N != d % N)   # the game moves twice only when both coordinates differ
+            g, d = g[again], d[again]
             if len(g):
                 self.energy[g] = np.maximum(0, self.energy[g] - 1)
-                pos[g] = self.rt.step[pos[g], self.att_tile_x[tgt[g]]]
+                self.pos[g] = self.rt.step[self.pos[g], d]
                 self.caff[g] -= 1
 
     def _choose(self, idx: np.ndarray) -> np.ndarray:
-        """Pick new targets for guests ``idx``; returns the mask of guests who stop this tick."""
+        """Pick new targets for guests ``idx``; returns the guests who stop this tick (no shop of the
+        kind they need: they turn for the exit and stand still this tick)."""
         n, rules, rng, A, R = self.n, self.rules, self.rng, self.A, self.R
         hun, thi, hap = self.hun[idx], self.thi[idx], self.hap[idx]
         hard_t, soft_t = rules["hard_threshold"], rules["soft_threshold"]
@@ -509,14 +518,14 @@ class _Day:
             M[rows, :] = False
             ok = nxt[rows] < A
             M[rows[ok], nxt[rows][ok]] = True
-        stop = np.zeros(self.n, bool)
+        stop = np.zeros(0, np.int64)
         empty = (~M.any(axis=1)) & (cat <= 2)
         if empty.any():
             g = idx[empty]
             self.tgt[g] = A
             why = np.array([R_CODE["Too few drink shops"], R_CODE["Too few food shops"], R_CODE["Too few rides"]])
             self.reason[g] = why[cat[empty]]
-            stop[g] = True
+            stop = g
         live = ~empty
         pos = self.pos[idx]
         tiles = self.att_tile
@@ -653,6 +662,7 @@ class _Day:
                 self.souv[g] += 1
             elif col == "blue":
                 self.info[g] = True
+                self.info_any = True
             elif col == "green":
                 w = max(t["min_withdrawal"], round(t["money_withdrawal"] / 2 ** self.atm[g]))
                 self.money_g[g] += w
@@ -672,7 +682,6 @@ class _Day:
                         w = 1.0 / d
                         pick = atms[int(np.searchsorted(np.cumsum(w), self.rng.random() * w.sum(), side="right"))
                                     if len(atms) > 1 else 0]
-                        self._atm_prev = getattr(self, "_atm_prev", None) or {}
                         self._atm_prev[g] = pick
         v = self.visits[g, key]
         self.visits[g, key] = (0.0 if np.isnan(v) else v) + 1
@@ -803,7 +812,7 @@ class _Day:
             self._clean_cost(st, rate)
             self.clean[here] = min(1.0, self.clean[here] + rate)
             return
-        new = self._step_toward(st, here, dest, 1 if st["subclass"] == "yellow" else 2)
+        new = self._step_toward(st, here, dest, t["steps"])
         st["x"], st["y"] = new // N, new % N
 
     def _clean_cost(self, st: dict, rate: float) -> None:
@@ -813,7 +822,8 @@ class _Day:
         st["operating_cost"] += 1
 
     def _mechanic(self, st: dict) -> None:
-        rate = self.p.staff["mechanic"][st["subclass"]]["repair_rate"]
+        mt = self.p.staff["mechanic"][st["subclass"]]
+        rate = mt["repair_rate"]
         here = st["x"] * N + st["y"]
         tgt = st.get("target")
         ride_at = None
@@ -848,7 +858,7 @@ class _Day:
                 st["success_metric_value"] += rate
                 st["operating_cost"] += rate
             return
-        new = self._step_toward(st, here, dest, 1 if st["subclass"] == "yellow" else 2)
+        new = self._step_toward(st, here, dest, mt["steps"])
         st["x"], st["y"] = new // N, new % N
 
     def _specialist(self, st: dict) -> None:
