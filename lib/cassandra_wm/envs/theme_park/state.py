@@ -190,13 +190,35 @@ def path_set(state: dict) -> set[tuple[int, int]]:
     return {(t["x"], t["y"]) for t in state["paths"]}
 
 
-def free_sites(state: dict) -> list[tuple[int, int]]:
-    """Empty tiles next to a path, where an attraction may be built, nearest the entrance first.
+_REACH: dict = {}
+
+
+def reachable_paths(state: dict) -> frozenset:
+    """Path tiles guests can reach from the entrance (some layouts have path islands)."""
+    paths = path_set(state)
+    key = (frozenset(paths), tuple(state["entrance"]), tuple(state["exit"]))
+    hit = _REACH.get(key)
+    if hit is None:
+        walk = set(paths) | {tuple(state["entrance"]), tuple(state["exit"])}
+        seen, todo = {tuple(state["entrance"])}, [tuple(state["entrance"])]
+        while todo:
+            x, y = todo.pop()
+            for dx, dy in ((1, 0), (-1, 0), (0, 1), (0, -1)):
+                t = (x + dx, y + dy)
+                if t in walk and t not in seen:
+                    seen.add(t)
+                    todo.append(t)
+        hit = _REACH[key] = frozenset(seen & paths)
+    return hit
+
+
+def free_sites(state: dict, reachable_only: bool = True) -> list[tuple[int, int]]:
+    """Empty tiles next to a path (a path guests can reach, by default), nearest the entrance first.
 
     The one home of "free tiles next to a path": the proposer, the agents and the benchmark use it."""
     n = GRID_SIZE
-    paths = path_set(state)
-    blocked = set(paths) | {(t["x"], t["y"]) for t in state["waters"]}
+    paths = reachable_paths(state) if reachable_only else path_set(state)
+    blocked = path_set(state) | {(t["x"], t["y"]) for t in state["waters"]}
     blocked |= {(a["x"], a["y"]) for a in state["rides"]["ride_list"] + state["shops"]["shop_list"]}
     blocked |= {tuple(state["entrance"]), tuple(state["exit"])}
     out = set()
@@ -215,5 +237,5 @@ def copy_park_state(state: dict) -> dict:
 
 
 __all__ = ["initial_state", "refresh", "new_ride", "new_shop", "new_staff", "park_excitement", "asset_value",
-           "sort_attractions", "occupant", "path_set", "free_sites", "copy_park_state", "EXIT_REASONS", "r2",
+           "sort_attractions", "occupant", "path_set", "free_sites", "reachable_paths", "copy_park_state", "EXIT_REASONS", "r2",
            "empty_guest_stats"]
