@@ -279,6 +279,39 @@ class RandomAgent(_ParkAgent):
         return {"name": "move", "args": {**base, "new_x": int(nx), "new_y": int(ny)}}
 
 
+class HeedlessBuilder(_ParkAgent):
+    """Builds the dearest ride or shop it can afford every morning, at the maximum price, and hires a
+    janitor and a mechanic; it never looks at running costs (a foil for the survival table)."""
+
+    name = "heedless"
+
+    def choose(self, state: dict, rng: np.random.Generator) -> dict:
+        p = _params(state)
+        sites = free_sites(state)
+        staff = {s["subtype"] for s in state["staff"]["staff_list"]}
+        for sub in ("janitor", "mechanic"):
+            if sub not in staff and "yellow" in p.staff[sub]:
+                t = state["paths"][int(rng.integers(len(state["paths"])))]
+                return place(t["x"], t["y"], "staff", sub, "yellow")
+        if not sites:
+            return WAIT
+        options = [(p.building_cost(k, s, c), k, s, c) for k, table in (("ride", p.rides), ("shop", p.shops))
+                   for s in table for c in table[s] if p.building_cost(k, s, c) <= state["money"]]
+        if not options:
+            return WAIT
+        _, k, s, c = max(options)
+        return place(*sites[0], k, s, c, p.max_price(k, s, c), 60 if k == "shop" else None)
+
+
+class WaitAgent(_ParkAgent):
+    """Waits every morning (the reference that cannot lose money)."""
+
+    name = "wait"
+
+    def choose(self, state: dict, rng: np.random.Generator) -> dict:
+        return WAIT
+
+
 INVALID_KINDS = ("not_affordable", "out_of_bounds", "occupied", "not_adjacent_to_path", "price_above_max",
                  "negative_price", "unknown_kind", "wrong_type_at_tile", "no_staff", "bad_staff_tile",
                  "missing_argument", "extra_argument", "bad_argument_type", "malformed", "unknown_action")
@@ -339,6 +372,6 @@ def make_invalid(state: dict, kind: str, rng: np.random.Generator) -> dict | str
     raise ValueError(f"unknown invalid kind {kind!r}; known: {list(INVALID_KINDS)}")
 
 
-AGENTS = {"heuristic": HeuristicAgent, "random": RandomAgent}
+AGENTS = {"heuristic": HeuristicAgent, "random": RandomAgent, "heedless": HeedlessBuilder, "wait": WaitAgent}
 
-__all__ = ["HeuristicAgent", "RandomAgent", "AGENTS", "make_invalid", "INVALID_KINDS", "place", "daily_fixed_costs"]
+__all__ = ["HeuristicAgent", "RandomAgent", "HeedlessBuilder", "WaitAgent", "AGENTS", "make_invalid", "INVALID_KINDS", "place", "daily_fixed_costs"]
