@@ -31,6 +31,10 @@ EMPTY, PATH, WATER, ENTRANCE, EXIT, RIDE, SHOP = range(7)
 FOOD, DRINK, SPECIALTY = 0, 1, 2
 _SUB_CODE = {"food": FOOD, "drink": DRINK, "specialty": SPECIALTY}
 R_CODE = {r: i for i, r in enumerate(EXIT_REASONS)}
+
+
+def _nz(mask: np.ndarray) -> np.ndarray:
+    return mask.nonzero()[0]
 _TARGET_TYPE_REASON = {"attractions": R_CODE["Too few unique attractions"], "rides": R_CODE["Too few unique rides"],
                        "food shops": R_CODE["Too few unique food shops"],
                        "drink shops": R_CODE["Too few unique drink shops"]}
@@ -192,6 +196,7 @@ class _Day:
         self.is_ride[:R] = True
         self.att_tile_x = np.append(self.att_tile, self.exit)
         self.is_info = (self.att_sub == SPECIALTY) & (self.att_col == 1)
+        self.is_spec_f = (self.att_sub == SPECIALTY).astype(float)
         # pass-by: for each tile, its neighbouring destinations (rides, shops, exit) in move order
         nb = np.full((NT, 4), -1, np.int64)
         dest_of_tile = self.tile_att.copy()
@@ -337,17 +342,17 @@ class _Day:
     def _guests_tick(self) -> None:
         """One tick for every guest in the park, in the game's order: act, needs, litter."""
         rules, rng, A = self.rules, self.rng, self.A
-        L = np.flatnonzero(~self.exited[:self.n])
+        L = _nz(~self.exited[:self.n])
         if not len(L):
             return
         self.steps[L] += 1
         hard_t, soft_t = rules["hard_threshold"], rules["soft_threshold"]
         wt = self.waiting[L]
         act = L
-        if wt.any():
+        if np.count_nonzero(wt):
             W = L[wt]
             q = (self.thi[W] > hard_t) | (self.hun[W] > hard_t)
-            if q.any():
+            if np.count_nonzero(q):
                 for g in W[q].tolist():      # too hungry or thirsty to keep waiting
                     r = self.ride_of[g]
                     self.hap[g] = max(0.0, self.hap[g] - rules["rejection_penalty"])
@@ -362,14 +367,14 @@ class _Day:
                 np.add.at(self.wait_time, self.ride_of[S], 1)
                 self.energy[S] = np.maximum(0, self.energy[S] - rules["wait_energy"])
             keep = ~wt
-            keep[np.flatnonzero(wt)[q]] = True
+            keep[_nz(wt)[q]] = True
             act = L[keep]
         if len(act):
             going = self.tgt[act] == A
-            if going.any():
+            if np.count_nonzero(going):
                 G = act[going]
                 at = self.pos[G] == self.exit
-                if at.any():
+                if np.count_nonzero(at):
                     self.exited[G[at]] = True
                     self.inside -= int(np.count_nonzero(at))
                 mv = G[~at]
@@ -395,7 +400,7 @@ class _Day:
         chance = np.minimum(np.maximum((1 - self.hap[L]) / 2, rules["litter_low"]), rules["litter_high"])
         chance[tgL == A] *= rules["litter_exit_factor"]
         drop = rng.random(len(L)) < chance
-        if drop.any():
+        if np.count_nonzero(drop):
             np.subtract.at(self.clean, self.pos[L[drop]], rules["litter_amount"])
             np.maximum(self.clean, 0, out=self.clean)
 
@@ -412,17 +417,17 @@ class _Day:
                           (self.money_g[O] <= 1, "Spent all their money"), (th >= 1, "Too thirsty"),
                           (hu >= 1, "Too hungry")):
             m = ~left & cond
-            if m.any():
+            if np.count_nonzero(m):
                 tg[m] = A
                 self.reason[O[m]] = R_CODE[why]
                 left |= m
-        if left.any():
+        if np.count_nonzero(left):
             self.tgt[O[left]] = A
         tsub = self.att_sub[tg]          # index -1 (no target) reads the exit's entry, -1
         choose = ~left & ((tg < 0) | ((hu > hard_t) & (hu > th) & (tsub != FOOD))
                           | ((th > hard_t) & (th > hu) & (tsub != DRINK)))
         M = O
-        if choose.any():
+        if np.count_nonzero(choose):
             stopped = self._choose(O[choose])
             if len(stopped):
                 M = O[~np.isin(O, stopped)]
@@ -431,7 +436,7 @@ class _Day:
         tg = self.tgt[M]
         pos = self.pos[M]
         at = (tg >= 0) & (pos == self.att_tile_x[tg])
-        if at.any():
+        if np.count_nonzero(at):
             AT = M[at]
             self._interact(AT)
             done = AT[~self.exited[AT]]
@@ -450,7 +455,7 @@ class _Day:
         self.energy[M] = np.maximum(0, self.energy[M] - 1)
         # passing by: a chance to step into a neighbouring attraction instead
         pb = (self.kind[pos] == PATH) & ~self.hard[M]
-        if pb.any() and A:
+        if np.count_nonzero(pb) and A:
             idx = M[pb]
             cand = self.passby[self.pos[idx]]                        # (k, 4) destinations or -1
             valid = cand >= 0
@@ -465,7 +470,7 @@ class _Day:
             cum = np.cumsum(np.where(valid, self.pass_chance[cand0], 0.0), axis=1)
             hit = valid & (rng.random(len(idx))[:, None] <= cum)
             took = hit.any(axis=1)
-            if took.any():
+            if np.count_nonzero(took):
                 g = idx[took]
                 new = cand[took, np.argmax(hit[took], axis=1)]
                 self.prev[g] = -1
@@ -477,7 +482,7 @@ class _Day:
         newpos = self.rt.step[pos, dest].astype(np.int64)
         self.pos[M] = newpos
         caf = self.caff[M] > 0
-        if caf.any():
+        if np.count_nonzero(caf):
             g = M[caf]
             d = dest[caf]
             p2 = newpos[caf]
@@ -511,16 +516,16 @@ class _Day:
         M[cat == 2] = is_ride
         M[cat == 4] = is_ride | is_food | is_drink
         prev = self.prev[idx]
-        rows = np.flatnonzero((prev >= 0) & (prev < A))
+        rows = _nz((prev >= 0) & (prev < A))
         M[rows, prev[rows]] = False
-        rows = np.flatnonzero(cat == 3)
+        rows = _nz(cat == 3)
         if len(rows):
             M[rows, :] = False
             ok = nxt[rows] < A
             M[rows[ok], nxt[rows][ok]] = True
         stop = np.zeros(0, np.int64)
         empty = (~M.any(axis=1)) & (cat <= 2)
-        if empty.any():
+        if np.count_nonzero(empty):
             g = idx[empty]
             self.tgt[g] = A
             why = np.array([R_CODE["Too few drink shops"], R_CODE["Too few food shops"], R_CODE["Too few rides"]])
@@ -531,20 +536,18 @@ class _Day:
         tiles = self.att_tile
         if A:
             info = self.info[idx]
-            if info.any():
+            if np.count_nonzero(info):
                 M[info] &= self.money_g[idx][info][:, None] >= self.att_price[:A][None, :]
             st = self.status_info[idx]
-            if st.any():
+            if np.count_nonzero(st):
                 M[st] &= (~self.oos[:A] & (self.clean[tiles] > 0.4))[None, :]
             d = self.rt.dist[pos[:, None], tiles[None, :]].astype(float)   # (k, A)
             M &= d >= 0
-            v = np.nan_to_num(self.visits[idx][:, self.att_key[:A]], nan=0.0)
-            wgt = 4.0 / np.power(2.0, v)
-            factor = np.where(is_ride[None, :], self.ride_w[:A][None, :],
-                              np.where(is_food[None, :], 10 * hun[:, None], np.where(is_drink[None, :],
-                                                                                     10 * thi[:, None], 1.0)))
-            wgt = wgt * factor
-            if st.any():
+            v = np.fmax(self.visits[idx[:, None], self.att_key[:A][None, :]], 0.0)   # unknown counts as 0
+            factor = self.ride_w[:A] + self.is_spec_f[:A]
+            factor = factor + np.outer(10 * hun, is_food) + np.outer(10 * thi, is_drink)
+            wgt = 4.0 * factor / np.exp2(v)
+            if np.count_nonzero(st):
                 qlen = np.array([len(q) + len(b) for q, b in zip(self.queue, self.boarded)] + [0] * (A - R), float)
                 capn = np.array([r["capacity"] for r in self.rides] + [1] * (A - R), float)
                 busy = np.where(is_ride, 1 / np.maximum(1, qlen / capn), 1.0)
@@ -586,7 +589,7 @@ class _Day:
         rules, rng, A, R = self.rules, self.rng, self.A, self.R
         tgt = self.tgt[idx]
         ex = tgt == A
-        if ex.any():
+        if np.count_nonzero(ex):
             self.exited[idx[ex]] = True
             self.inside -= int(ex.sum())
         pen = rules["rejection_penalty"]
@@ -607,7 +610,7 @@ class _Day:
                 self.queue[r].append(g1)
                 self.queued[r] += 1
             key = self.att_key[ak]
-            self.visits[ok, key] = np.nan_to_num(self.visits[ok, key], nan=0.0) + 1
+            self.visits[ok, key] = np.fmax(self.visits[ok, key], 0.0) + 1
         shops = idx[(tgt >= R) & (tgt < A)]
         for g in shops.tolist():
             self._shop(g, int(self.tgt[g]))
@@ -788,7 +791,7 @@ class _Day:
         if st.get("target") is None:
             if not hasattr(self, "_cleanable"):
                 k = self.kind
-                self._cleanable = np.flatnonzero((k != EMPTY) & (k != WATER))
+                self._cleanable = _nz((k != EMPTY) & (k != WATER))
             tiles = self._cleanable
             c = self.clean[tiles]
             m = (c < thr) & ((self.rt.dist[here, tiles] >= 0) | (tiles == here))
@@ -954,7 +957,7 @@ class _Day:
         n = self.n
         if not n:
             return
-        left = np.flatnonzero(~self.exited[:n])
+        left = _nz(~self.exited[:n])
         self.waiting[left] = False
         for g in left.tolist():
             a = self.tile_att[self.pos[g]]
@@ -1010,7 +1013,7 @@ class _Day:
         for t in s["paths"]:
             t["cleanliness"] = r2(grid[t["x"], t["y"]])
         # guests
-        full = np.flatnonzero(self.reason[:n] != R_CODE["Day ended"])
+        full = _nz(self.reason[:n] != R_CODE["Day ended"])
         stats = {"total_guests": int(n), "avg_money_spent": 0.0, "avg_time_in_park": 0.0, "avg_rides_visited": 0.0,
                  "avg_food_shops_visited": 0.0, "avg_drink_shops_visited": 0.0,
                  "avg_specialty_shops_visited": 0.0}
