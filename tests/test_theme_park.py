@@ -12,7 +12,7 @@ from cassandra_wm.envs.theme_park import params as P
 from cassandra_wm.envs.theme_park.actions import REASONS, apply_action
 from cassandra_wm.envs.theme_park.agents import INVALID_KINDS, HeuristicAgent, RandomAgent, make_invalid
 from cassandra_wm.envs.theme_park.layouts import LAYOUTS, TEST_LAYOUTS, TRAIN_LAYOUTS
-from cassandra_wm.envs.theme_park.sim import park_rating, routes_for, simulate_day, transition
+from cassandra_wm.envs.theme_park.sim import park_rating, routes_for, transition
 from cassandra_wm.envs.theme_park.state import free_sites, initial_state
 
 CAROUSEL = "place(x={x}, y={y}, type='ride', subtype='carousel', subclass='yellow', price={p})"

@@ -20,7 +20,7 @@ import numpy as np
 from ..agent_base import Agent
 from ..base import EnvSpec
 from .actions import apply_action
-from .params import COLOURS, RIDE_TYPES, SHOP_TYPES, get_params
+from .params import RIDE_TYPES, SHOP_TYPES, get_params
 from .state import free_sites
 
 WAIT = {"name": "wait", "args": {}}
