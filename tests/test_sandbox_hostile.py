@@ -335,6 +335,8 @@ CHECKED = {
     "path_escaped_slash": d('return [{"op": "replace", "path": "/shop~1price/../../money", "value": 0}]'),
     "path_not_str": d('return [{"op": "replace", "path": ["/day"], "value": 1}]'),
     "path_bytes": d('return [{"op": "replace", "path": b"/day", "value": 1}]'),
+    "path_namedtuple": d('P = collections.namedtuple("P", "a")\nreturn [{"op": "replace", "path": P("/money"), "value": 1}]',
+                         "import collections\n"),
     "op_not_str": d('return [{"op": 1, "path": "/day", "value": 1}]'),
     "returns_generator": d('return (x for x in [1])'),
     "returns_none": d('state["day"] = 99'),
@@ -388,6 +390,9 @@ RAW = {
                           'os.write(1, struct.pack(">I", len(b)) + b)\nraise ValueError("x")', "import os, struct\n"),
     "forged_big_int_reply": d('b = (\'{"i":0,"v":true,"d":[1,\' + "9" * 400 + \',[]],"m":[],"e":[],"f":[],"fb":[]}\').encode()\n'
                               'os.write(1, struct.pack(">I", len(b)) + b)\nraise ValueError("x")', "import os, struct\n"),
+    "path_str_subclass": ("dynamic", 'class S(str):\n    def startswith(self, p):\n        return True\n'
+                          '    def __eq__(self, o):\n        return True\n    __hash__ = str.__hash__\n'
+                          'def f(state):\n    return [{"op": "replace", "path": S("/money"), "value": 1e9}]\n'),
     "stdout_print": d('print("x" * 100000)\nraise ValueError("x")'),
 }
 # a worker that escaped the static check can lie about its OWN results (never another model's):

@@ -45,6 +45,7 @@ Replies  one frame per item {"i", "v", "d", "m", "e", "f", "fb"} then {"done": t
 """
 from __future__ import annotations
 
+import ast
 import builtins
 import ctypes
 import importlib.util
@@ -439,7 +440,6 @@ class Fn:
                 tree = policy.check_source(spec["source"], spec["name"], self.kind)
                 env = {"__builtins__": dict(SAFE_BUILTINS), "__name__": f"phi_{self.fid}"}
             else:  # only to test the operating-system boundary on its own
-                import ast
                 tree = ast.parse(spec["source"])
                 env = {"__builtins__": builtins, "__name__": f"phi_{self.fid}"}
             code = compile(tree, f"<phi:{self.fid}>", "exec")

@@ -336,6 +336,7 @@ class _Worker:
         self.pid, self.req_w, self.page = pid, req_w, page
         self.reader = FrameReader(rep_r, max_frame)
         self.confirmed = False  # its first frame said it is ready and confined
+        self.busy = False  # a request was sent and its last reply not yet read
 
     def send(self, data: bytes) -> None:
         view = memoryview(struct.pack(">I", len(data)) + data)
@@ -480,6 +481,9 @@ class Sandbox:
 
     def _worker(self, key: tuple) -> _Worker:
         w = self._workers.get(key)
+        if w is not None and w.busy:  # a request to it was interrupted: its pipe holds stale replies
+            self._discard(key)
+            w = None
         if w is not None:
             self._workers.move_to_end(key)
             return w
@@ -594,18 +598,20 @@ class Sandbox:
                     "cpu_budget": per_item * (len(enc) - pos) + load + 5.0}
             req = json.dumps(head, separators=(",", ":")).encode()[:-1] + b',"items":[' + b",".join(enc[pos:]) + b"]}"
             try:
+                w.busy = True
                 w.send(req)
             except OSError:
                 self._discard(key)
                 continue
             first = True
             while pos < len(enc):
-                reason = None
+                reason, over_budget = None, False
                 try:
                     body = w.reader.read(time.monotonic() + per_item + (load if first else 0.0))
                     if body is None:
                         reason = "hung" if not w.reader.eof else "died"
                     elif len(body) > budget:
+                        over_budget = True
                         reason = (f"the replies to this batch passed the {self.max_batch_bytes}-byte limit "
                                   f"(max_batch_bytes)")
                     else:
@@ -632,7 +638,7 @@ class Sandbox:
                 log.warning("sandbox: transition %d (%s): %s; replacing the worker", pos, fid, reason)
                 out[pos] = ExecResult(valid=True, det=self._fallback_det(states[pos]), errors=[(fid, reason)])
                 pos += 1
-                if "max_batch_bytes" in reason:  # no more replies are accepted for this batch
+                if over_budget:  # no more replies are accepted for this batch
                     while pos < len(enc):
                         out[pos] = ExecResult(valid=True, det=self._fallback_det(states[pos]), errors=[(HUNG, reason)])
                         pos += 1
@@ -643,7 +649,9 @@ class Sandbox:
                     ok = done is not None and json.loads(done) == {"done": True}
                 except (BadReply, ValueError):
                     ok = False
-                if not ok:
+                if ok:
+                    w.busy = False
+                else:
                     self._discard(key)
         self.calls += 1
         self.items += len(enc)
