@@ -305,3 +305,13 @@ def test_batch_reply_budget_caps_host_memory():
 def test_states_must_be_plain_finite_json(sandbox):
     with pytest.raises(ValueError, match="transition 1"):
         sandbox.evaluate(phi(("dynamic", None, TICK)), [(STATE, WAIT), ({**STATE, "money": float("nan")}, WAIT)])
+
+
+def test_start_with_a_model_prepares_its_worker(sandbox):
+    m = phi(("dynamic", None, TICK + "# prepared\n"))
+    sandbox.start(m)
+    forks = sandbox.forks
+    r, = sandbox.evaluate(m, [(STATE, WAIT)])
+    assert r.det["day"] == 5 and sandbox.forks == forks
+    r, = sandbox.evaluate(phi(("dynamic", None, TICK + "# another\n")), [(STATE, WAIT)])
+    assert r.det["day"] == 5 and sandbox.forks > forks  # a new candidate: a new worker

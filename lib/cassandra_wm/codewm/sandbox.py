@@ -515,10 +515,13 @@ class Sandbox:
             self._zygote.close()
             self._zygote = None
 
-    def start(self) -> "Sandbox":
+    def start(self, model: CodeModel | None = None) -> "Sandbox":
         """Start the zygote and a spare worker now (otherwise the first :meth:`evaluate` does),
-        e.g. before timing; raises :class:`SandboxError` when the OS boundary is unavailable."""
-        if self._spare is None and not self._workers:
+        e.g. before timing; with ``model``, also the worker that will serve that model.
+        Raises :class:`SandboxError` when the OS boundary is unavailable."""
+        if model is not None:
+            self._worker(self._model_key(model))
+        elif self._spare is None and not self._workers:
             self._spare = self._ready(self._spawn())
         return self
 
@@ -542,6 +545,11 @@ class Sandbox:
     @staticmethod
     def _key(f) -> tuple:
         return (f.kind, f.action, f.name, f.source)
+
+    @classmethod
+    def _model_key(cls, model: CodeModel) -> tuple:
+        """What makes two models the same candidate (each candidate gets its own worker)."""
+        return tuple(sorted((f.fid,) + cls._key(f) for f in model.functions.values()))
 
     def _functions(self, model: CodeModel) -> list[dict]:
         out = []
@@ -582,7 +590,7 @@ class Sandbox:
             return []
         t0 = time.perf_counter()
         enc, states = self._encode_items(items)
-        key = tuple(sorted((f.fid,) + self._key(f) for f in model.functions.values()))
+        key = self._model_key(model)
         n_calls = max(1, len(model.functions))
         per_item = self.call_timeout * (n_calls + 2) + self.hang_slack
         load = self.call_timeout * n_calls  # module bodies run before the first item
