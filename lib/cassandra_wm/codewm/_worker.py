@@ -14,23 +14,26 @@ Two walls stand between generated code and the machine.
      timers, reading requests from fd 0 and writing replies to fd 1, and exiting.  Every other
      system call fails with EPERM: no file can be opened, created, renamed or removed, no socket
      created, no process forked, executed, signalled or traced, no privilege changed;
-   * resource limits: address space, CPU time per request, no file writes, no core dumps, and an
-     interval timer per generated function.
+   * resource limits: address space, CPU time per request, no file writes, no new descriptors,
+     no new processes, no core dumps, and an interval timer per generated function.
 
-Why seccomp and not a sandboxing tool: a filter built here needs nothing beyond the Linux
-kernel and the standard library, so ``pip install`` and the README's test command work on a
-fresh Debian machine, inside Docker (whose default profile allows a process to add its own
-filter) and in CI, without root or user namespaces (bubblewrap, nsjail and firejail need one of
-them, or an OS package).  It also costs nothing per call: the filter is evaluated in the kernel.
+Why seccomp through ctypes and not a sandboxing tool: the filter is about fifty BPF instructions
+built here from the kernel's documented ABI, so it needs nothing beyond the Linux kernel and the
+standard library -- ``pip install`` and the README's test command work unchanged on a fresh
+Debian machine, inside Docker (whose default profile lets a process add its own filter) and in
+CI.  bubblewrap and nsjail need an OS package (or a binary wheel) and user namespaces or root,
+which containers and CI runners often withhold; firejail is set-uid; Landlock only covers files;
+the PyPI bindings for libseccomp are unmaintained and still need the C library.  The filter
+costs nothing per call: the kernel evaluates it.
 
 Fresh worker per candidate.  A *zygote* process (``--zygote``) imports everything once, drops
 its privileges and then only forks: each forked child installs the filter and serves one code
 model ("candidate"), so a candidate that rebinds ``json.JSONEncoder.encode``, ``math.floor`` or
-a builtin can only ever change its own results.  Forking costs about a millisecond; starting a
-Python process about a hundred.  Children die with the zygote (``PR_SET_PDEATHSIG``), the zygote
-exits when its parent closes the control socket, and the zygote reaps each child only after the
-parent told it to (so a child's pid and process group are never recycled while the parent may
-still signal them).
+a builtin can only ever change its own results.  A forked child is ready after a few
+milliseconds of CPU; starting a new Python process would cost about a hundred.  Children die
+with the zygote (``PR_SET_PDEATHSIG``), the zygote kills them all and exits when its parent
+closes the control socket (or dies), and only the zygote signals or reaps its children -- it
+signals a child only while it is unreaped, so a recycled pid is never hit.
 
 Protocol.  Zygote: length-prefixed commands on a Unix socket; a fork request carries the child's
 request pipe, reply pipe and progress page as file descriptors (SCM_RIGHTS).  Child: 4-byte
@@ -721,6 +724,8 @@ def child(req_fd: int, rep_fd: int, prog_fd: int, mem_mb: int, zygote_pid: int) 
     os.setsid()  # own process group, killed as a whole
     os.dup2(req_fd, 0)
     os.dup2(rep_fd, 1)
+    null = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(null, 2)
     PROGRESS[0] = mmap.mmap(prog_fd, 8)
     _mark(-1)
     os.closerange(3, 1 << 16)  # control socket, the pipes' originals, the page's descriptor
@@ -728,7 +733,7 @@ def child(req_fd: int, rep_fd: int, prog_fd: int, mem_mb: int, zygote_pid: int) 
     sys.stdout = sys.stderr = None  # fd 1 is the reply pipe: nothing else may write to it
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
     for lim, val in ((resource.RLIMIT_AS, mem_mb * 2**20), (resource.RLIMIT_FSIZE, 0),
-                     (resource.RLIMIT_NPROC, 0), (resource.RLIMIT_CORE, 0)):
+                     (resource.RLIMIT_NPROC, 0), (resource.RLIMIT_CORE, 0), (resource.RLIMIT_NOFILE, 3)):
         _limit(lim, val)
     info = {"ready": True, "pid": os.getpid(), "uid": os.geteuid(), "gid": os.getegid()}
     try:
