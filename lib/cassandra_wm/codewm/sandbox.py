@@ -10,8 +10,8 @@ transition.
 
 Fresh worker per candidate: a worker only ever serves the model it was forked for, so a model
 that monkey-patches a module can change no other model's results.  The last ``max_workers``
-workers stay alive keyed by their model, so alternating between the current model and one
-candidate costs no fork.
+workers stay alive keyed by their model, so going back to the current model after scoring a
+few candidates costs no fork.
 
 The parent trusts nothing from a worker.  A reply is a length-prefixed JSON frame; a frame
 longer than ``max_reply_bytes`` is refused before its body is read, a batch stops accepting
@@ -379,14 +379,15 @@ class Sandbox:
         learned precondition functions).
     max_reply_bytes: largest reply accepted for one transition (larger: E_exec, worker replaced).
     max_batch_bytes: largest total of replies accepted for one :meth:`evaluate` call.
-    max_workers: workers kept alive, one per recently used code model.
+    max_workers: workers kept alive, one per recently used code model (4: the current model and
+        the paper's K = 3 candidates of a refinement loop).
     static_check: False runs generated code with full Python inside the OS boundary; only for
         testing that boundary on its own, never for real runs.
     """
 
     def __init__(self, spec: EnvSpec, call_timeout: float = 0.5, memory_mb: int = 1024,
                  hang_slack: float = 2.0, reject_unknown_actions: bool = True, spec_arg_checks: bool = False,
-                 max_reply_bytes: int = 1 << 20, max_batch_bytes: int = 64 << 20, max_workers: int = 2,
+                 max_reply_bytes: int = 1 << 20, max_batch_bytes: int = 64 << 20, max_workers: int = 4,
                  static_check: bool = True):
         if call_timeout <= 0:
             raise ValueError(f"call_timeout must be positive, got {call_timeout}")
