@@ -353,3 +353,109 @@ def test_render_draws_a_park(park):
     env, s = park
     ax = render_park(s)
     assert ax is not None
+
+
+# -- the compiled day engine ------------------------------------------------------------------
+
+def _vector_math_is_libm() -> bool:
+    """numpy's vector pow and exp2 give the C library's results here (numba calls the C library).
+    Some numpy builds use their own SIMD versions on some CPUs; there the two engines agree in
+    distribution but not draw for draw, and the identity tests below cannot hold."""
+    import math
+    rng = np.random.default_rng(0)
+    d = rng.integers(1, 40, 4000).astype(float)
+    e = rng.uniform(0.5, 2.0, 4000)
+    v = rng.integers(0, 40, 4000).astype(float)
+    return (np.power(d, e).tolist() == [math.pow(a, b) for a, b in zip(d.tolist(), e.tolist())]
+            and np.exp2(v).tolist() == [2.0 ** x for x in v.tolist()])
+
+
+def _busy_park(params: str) -> dict:
+    """A park with rides, every shop kind and the staff of the set, some dirt, a broken ride, after
+    the breakdown-free days: a state that reaches every branch of the day engine."""
+    p = P.get_params(params)
+    s = initial_state(LAYOUTS["the_fork"], p, horizon=30, start_money=3_000_000)
+    builds = [("ride", "carousel", "yellow"), ("ride", "ferris_wheel", "blue"), ("ride", "roller_coaster", "yellow"),
+              ("ride", "carousel", "red"), ("shop", "drink", "red"), ("shop", "food", "yellow"),
+              ("shop", "specialty", "red"), ("shop", "specialty", "green"), ("shop", "specialty", "blue"),
+              ("shop", "specialty", "yellow"), ("shop", "drink", "yellow"), ("shop", "specialty", "green")]
+    for k, (kind, sub, col) in enumerate(builds):
+        x, y = free_sites(s)[2 * k]
+        q = ", order_quantity=40" if kind == "shop" else ""
+        s, ok, err, _ = apply_action(s, f"place(x={x}, y={y}, type='{kind}', subtype='{sub}', subclass='{col}', "
+                                        f"price={max(p.max_price(kind, sub, col), 1) if sub != 'specialty' or col != 'red' else 0}{q})", p)
+        assert ok, (kind, sub, col, err)
+    staff = [(sub, col) for sub in ("janitor", "mechanic", "specialist") for col in P.COLOURS if col in p.staff[sub]]
+    for k, (sub, col) in enumerate(staff):
+        t = s["paths"][(7 * k + 3) % len(s["paths"])]
+        s, ok, err, _ = apply_action(s, f"place(x={t['x']}, y={t['y']}, type='staff', subtype='{sub}', "
+                                        f"subclass='{col}')", p)
+        assert ok, (sub, col, err)
+    s["step"] = 10
+    s["hidden"]["prev_guest_happiness"] = 0.95
+    for t in s["paths"][::3]:
+        s["hidden"]["cleanliness"][t["x"]][t["y"]] = 0.35
+    s["rides"]["ride_list"][0].update(out_of_service=True, remaining_repair_time=12)
+    return s
+
+
+@pytest.mark.parametrize("params", ["game", "paper"])
+def test_the_compiled_and_numpy_engines_play_identical_days(params):
+    pytest.importorskip("numba")
+    if not _vector_math_is_libm():
+        pytest.skip("numpy's SIMD pow/exp2 differ from the C library's on this machine")
+    from cassandra_wm.envs.theme_park import sim
+    assert sim.engine_name() == "numba"
+    a = b = _busy_park(params)
+    ra, rb = np.random.default_rng(5), np.random.default_rng(5)
+    served = 0
+    for day in range(3):
+        a, ok_a, _ = transition(a, "wait()", ra, engine="numba")
+        b, ok_b, _ = transition(b, "wait()", rb, engine="numpy")
+        assert a == b and ok_a == ok_b, f"day {day}"
+        served += sum(sh["guests_served"] for sh in a["shops"]["shop_list"])
+    assert ra.bit_generator.state == rb.bit_generator.state
+    # the days did exercise the engine: guests, purchases, staff at work, a repair
+    assert a["guests"]["total_guests"] > 50 and served > 0
+    assert any(st["success_metric_value"] > 0 for st in a["staff"]["staff_list"] if st["subtype"] == "janitor")
+    assert a["rides"]["ride_list"][0]["remaining_repair_time"] < 12 or not a["rides"]["ride_list"][0]["out_of_service"]
+
+
+@pytest.mark.parametrize("engine", ["numba", "numpy"])
+def test_both_engines_keep_guests_within_the_park_capacity(engine):
+    if engine == "numba":
+        pytest.importorskip("numba")
+    from cassandra_wm.envs.theme_park import sim
+    p = P.get_params("game")
+    s = initial_state(LAYOUTS["the_line"], p, horizon=5)
+    x, y = free_sites(s)[0]
+    s, ok, _, _ = apply_action(s, CAROUSEL.format(x=x, y=y, p=1), p)
+    s["hidden"]["prev_guest_happiness"] = 1.0      # a high rating: guests keep coming
+    day = sim._Day(json.loads(json.dumps(s)), p, np.random.default_rng(0), engine)
+    out = day.run()
+    assert day.engine == engine
+    cap = out["rides"]["total_capacity"]
+    assert out["guests"]["total_guests"] > int(2.2 * cap)        # more came than fit at once ...
+    assert 0 < day.peak_inside <= int(2.2 * cap) - 1 + cap // 100 + 1   # ... but never more inside
+
+
+def test_without_numba_the_numpy_engine_runs_and_says_so(monkeypatch, caplog):
+    import logging
+    import sys
+
+    import cassandra_wm.envs.theme_park as tp
+    from cassandra_wm.envs.theme_park import sim
+    monkeypatch.setitem(sys.modules, "numba", None)            # `import numba` now raises ImportError
+    monkeypatch.delitem(sys.modules, "cassandra_wm.envs.theme_park._kernels", raising=False)
+    monkeypatch.delattr(tp, "_kernels", raising=False)
+    monkeypatch.setattr(sim, "_KERNELS", [])
+    with caplog.at_level(logging.WARNING, logger=sim.__name__):
+        assert sim.engine_name() == "numpy" and sim.engine_name("numba") == "numpy"
+    assert "numba is not available" in caplog.text and "numpy" in caplog.text
+    env = ThemeParkEnv(layout="two_paths", parameters="game", horizon=3)
+    s = env.reset(0)
+    s, ok, _ = env.step(carousel_at(s, price=4))
+    s, _, _ = env.step("wait()")
+    assert ok and s["guests"]["total_guests"] > 0
+    with pytest.raises(ValueError, match="unknown theme park engine"):
+        sim.engine_name("cython")

@@ -12,7 +12,9 @@ runs out of stock turns away the guests after the one who emptied it).
 """
 from __future__ import annotations
 
+import logging
 import math
+import os
 from collections import deque
 from typing import Any
 
@@ -31,6 +33,7 @@ EMPTY, PATH, WATER, ENTRANCE, EXIT, RIDE, SHOP = range(7)
 FOOD, DRINK, SPECIALTY = 0, 1, 2
 _SUB_CODE = {"food": FOOD, "drink": DRINK, "specialty": SPECIALTY}
 R_CODE = {r: i for i, r in enumerate(EXIT_REASONS)}
+log = logging.getLogger(__name__)
 
 
 def _nz(mask: np.ndarray) -> np.ndarray:
@@ -136,13 +139,53 @@ def _shop_uptime(s: dict) -> float:
     return round(s["guests_served"] / att * 100) / 100 if att > 0 else 1.0
 
 
+# -- which engine runs the ticks -----------------------------------------------------
+
+ENGINES = ("numba", "numpy")
+_ENGINE_ENV = "CASSANDRA_PARK_ENGINE"
+_KERNELS: list = []          # [module] once loaded, [None] when numba is missing or broken
+
+
+def _kernels():
+    """The compiled kernel module, or None (numba not installed or not importable: logged once)."""
+    if not _KERNELS:
+        try:
+            from . import _kernels as k
+        except Exception as e:  # ImportError, or a numba/llvmlite that does not load
+            k = None
+            log.warning("theme park: numba is not available (%s: %s); the day engine falls back to numpy, "
+                        "about 5 times slower (pip install numba)", type(e).__name__, e)
+        _KERNELS.append(k)
+    return _KERNELS[0]
+
+
+def _engine(name: str | None) -> str:
+    """``name``, else $CASSANDRA_PARK_ENGINE, else "numba" where it can be loaded, "numpy" otherwise."""
+    name = name or os.environ.get(_ENGINE_ENV) or "numba"
+    if name not in ENGINES:
+        raise ValueError(f"unknown theme park engine {name!r}; choose one of {list(ENGINES)}")
+    if name == "numba" and _kernels() is None:
+        return "numpy"
+    return name
+
+
+def engine_name(name: str | None = None) -> str:
+    """The engine a day would run on now ("numba" or "numpy")."""
+    return _engine(name)
+
+
 # -- one day -------------------------------------------------------------------------
 
 class _Day:
-    """Everything that lives for one day; :meth:`run` plays it and writes the state back."""
+    """Everything that lives for one day; :meth:`run` plays it and writes the state back.
 
-    def __init__(self, state: dict, p: Params, rng: np.random.Generator):
+    The ticks run in the compiled kernel (``_kernels.py``) when numba is there, else in the numpy
+    methods below (``engine``: "numba" or "numpy"; both give the same state for the same seed).
+    """
+
+    def __init__(self, state: dict, p: Params, rng: np.random.Generator, engine: str | None = None):
         self.s, self.p, self.rng, self.rules = state, p, rng, p.rules
+        self.engine = _engine(engine)
         rt = self.rt = routes_for(state)
         self.money = int(state["money"])
         self.revenue = int(state["revenue"]) if state["hidden"].get("parse_error") else 0
@@ -227,6 +270,12 @@ class _Day:
         self.day_survey = int(state["hidden"].get("survey_pending", 0))
         self._atm_prev: dict = {}
 
+    def _hooks_replaced(self) -> bool:
+        """True when a per-tick method was replaced (a subclass, a test's spy): the kernel would skip it,
+        so the day runs on the numpy methods instead."""
+        cls = type(self)
+        return any(getattr(cls, m) is not f for m, f in _TICK_METHODS.items())
+
     # -- guests -------------------------------------------------------------------
     def _alloc(self, n: int) -> None:
         self.n = 0
@@ -303,14 +352,20 @@ class _Day:
         self.ride_cost = np.zeros(self.R, np.int64)
         self.ride_rev = np.zeros(self.R, np.int64)
         self.staff = s["staff"]["staff_list"]
-        for tick in range(TICKS_PER_DAY):
-            if cap and self.inside < max_inside and tick % gap == 0 and rng.random() < rating / 100:
-                self._add_guests(per_arrival)
-            if self.n:
-                self._guests_tick()
-            self._rides_tick()
-            self._staff_tick(tick)
-        self._closing()
+        self.peak_inside = 0
+        kernels = _kernels() if self.engine == "numba" and not self._hooks_replaced() else None
+        if kernels is not None:
+            kernels.play_day(self, rating, cap, max_inside, per_arrival, gap)
+        else:
+            for tick in range(TICKS_PER_DAY):
+                if cap and self.inside < max_inside and tick % gap == 0 and rng.random() < rating / 100:
+                    self._add_guests(per_arrival)
+                    self.peak_inside = max(self.peak_inside, self.inside)
+                if self.n:
+                    self._guests_tick()
+                self._rides_tick()
+                self._staff_tick(tick)
+            self._closing()
         self._pay_staff()
         return self._write_back(rating, exc, value_assets)
 
@@ -1063,18 +1118,29 @@ class _Day:
         return s
 
 
-def simulate_day(state: dict, rng: np.random.Generator, params: str | Params | None = None) -> dict:
-    """Run one day from ``state`` (the action already applied); returns a new state."""
+_TICK_METHODS = {m: getattr(_Day, m) for m in (
+    "_add_guests", "_guests_tick", "_decide_and_move", "_choose", "_interact", "_shop", "_rides_tick", "_pick",
+    "_step_toward", "_staff_tick", "_janitor", "_clean_cost", "_mechanic", "_specialist", "_stocker", "_closing")}
+
+
+def simulate_day(state: dict, rng: np.random.Generator, params: str | Params | None = None,
+                 engine: str | None = None) -> dict:
+    """Run one day from ``state`` (the action already applied); returns a new state.
+
+    ``engine``: "numba" (compiled, the default where numba is installed) or "numpy"; both give the
+    same day for the same generator state."""
     s = copy_park_state(state)
     p = get_params(params if params is not None else s["hidden"]["parameters"])
-    return _Day(s, p, rng).run()
+    return _Day(s, p, rng, engine).run()
 
 
-def transition(state: dict, action: Any, rng: np.random.Generator) -> tuple[dict, bool, dict]:
+def transition(state: dict, action: Any, rng: np.random.Generator,
+               engine: str | None = None) -> tuple[dict, bool, dict]:
     """One step from any state: apply the morning ``action`` (if valid), run the day.
 
     Returns ``(next_state, valid, info)``; ``info`` has ``error``, ``reason``, ``message`` and
-    ``done``.  A finished game refuses every action and stays as it is.
+    ``done``.  A finished game refuses every action and stays as it is.  ``engine`` as in
+    :func:`simulate_day`.
     """
     if state.get("game_over"):
         return copy_park_state(state), False, {"error": "The game has ended", "reason": "game_over",
@@ -1084,10 +1150,10 @@ def transition(state: dict, action: Any, rng: np.random.Generator) -> tuple[dict
     after["hidden"]["action_cost"] = info["cost"]
     after["hidden"]["action_refund"] = info["refund"]
     after["hidden"]["parse_error"] = bool(info["parse_error"]) and p.name == "game"
-    nxt = _Day(after, p, rng).run()
+    nxt = _Day(after, p, rng, engine).run()
     out = {"error": error, "reason": info["reason"], "message": info["message"], "done": bool(nxt["game_over"]),
            "action": info["action"]}
     return nxt, valid, out
 
 
-__all__ = ["simulate_day", "transition", "park_rating", "routes_for", "Routes"]
+__all__ = ["simulate_day", "transition", "park_rating", "routes_for", "Routes", "engine_name", "ENGINES"]
