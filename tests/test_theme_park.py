@@ -382,8 +382,9 @@ def _busy_park(params: str) -> dict:
     for k, (kind, sub, col) in enumerate(builds):
         x, y = free_sites(s)[2 * k]
         q = ", order_quantity=40" if kind == "shop" else ""
+        price = p.max_price(kind, sub, col)      # (0 for the billboard)
         s, ok, err, _ = apply_action(s, f"place(x={x}, y={y}, type='{kind}', subtype='{sub}', subclass='{col}', "
-                                        f"price={max(p.max_price(kind, sub, col), 1) if sub != 'specialty' or col != 'red' else 0}{q})", p)
+                                        f"price={price}{q})", p)
         assert ok, (kind, sub, col, err)
     staff = [(sub, col) for sub in ("janitor", "mechanic", "specialist") for col in P.COLOURS if col in p.staff[sub]]
     for k, (sub, col) in enumerate(staff):

@@ -9,6 +9,12 @@ tick is the game's: new guests arrive, every guest acts, updates their needs and
 rides operate, the staff work.  Guests are processed together (numpy over all guests in the park)
 but in the game's order wherever order matters (ride queues fill in arrival order, a shop that
 runs out of stock turns away the guests after the one who emptied it).
+
+Two engines play the 500 ticks: the compiled kernel in ``_kernels.py`` (numba, the default; about
+25 times faster on a large park) and the numpy methods of :class:`_Day` (the fallback without
+numba).  They make the same draws and the same arithmetic in the same order, so a day from the same
+state and generator state is identical on both (tested).  ``engine=`` or $CASSANDRA_PARK_ENGINE
+picks one.
 """
 from __future__ import annotations
 
@@ -153,8 +159,8 @@ def _kernels():
             from . import _kernels as k
         except Exception as e:  # ImportError, or a numba/llvmlite that does not load
             k = None
-            log.warning("theme park: numba is not available (%s: %s); the day engine falls back to numpy, "
-                        "about 5 times slower (pip install numba)", type(e).__name__, e)
+            log.warning("theme park: numba is not available (%s: %s); days run on the numpy engine, "
+                        "the same results about 25 times slower (pip install numba)", type(e).__name__, e)
         _KERNELS.append(k)
     return _KERNELS[0]
 
@@ -353,7 +359,8 @@ class _Day:
         self.ride_rev = np.zeros(self.R, np.int64)
         self.staff = s["staff"]["staff_list"]
         self.peak_inside = 0
-        kernels = _kernels() if self.engine == "numba" and not self._hooks_replaced() else None
+        compiled = (self.engine == "numba" and isinstance(rng, np.random.Generator) and not self._hooks_replaced())
+        kernels = _kernels() if compiled else None
         if kernels is not None:
             kernels.play_day(self, rating, cap, max_inside, per_arrival, gap)
         else:
