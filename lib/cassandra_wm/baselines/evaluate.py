@@ -193,3 +193,35 @@ def survival_table(records: Sequence[dict], days: Sequence[int]):
 
 __all__ = ["score_predictions", "world_model_predictions", "point_prediction", "stochastic_variables", "wilson",
            "survived", "survival_table"]
+
+
+# -- cost -----------------------------------------------------------------------------------
+
+def cost_table(parts: dict[str, dict], units_full: dict[str, float],
+               hosted_seconds_per_call: float, usd_per_mtok_in: float, usd_per_mtok_out: float):
+    """What each part of the stage cost and would cost at other sizes.
+
+    ``parts[name]`` holds the LLM use measured for that part (``calls``, ``prompt_tokens``,
+    ``completion_tokens``, ``seconds``: as recorded, cache hits included); ``units_full`` gives the
+    number of LLM calls the part needs at the full sizes, so the measured cost per call scales.  The hosted
+    columns assume ``hosted_seconds_per_call`` and the given prices (assumptions, not measured).
+    """
+    import pandas as pd
+    rows = []
+    for name, u in parts.items():
+        calls = max(int(u.get("calls", 0)), 0)
+        per = {k: (u.get(k, 0) / calls if calls else float("nan")) for k in ("prompt_tokens", "completion_tokens", "seconds")}
+        full = float(units_full.get(name, float("nan")))
+        rows.append({
+            "part": name, "calls": calls, "LLM s / call": per["seconds"],
+            "prompt tok / call": per["prompt_tokens"], "completion tok / call": per["completion_tokens"],
+            "calls (full sizes)": full,
+            "hours, bundled model (full)": full * per["seconds"] / 3600,
+            "hours, hosted (full)": full * hosted_seconds_per_call / 3600,
+            "USD, hosted (full)": full * (per["prompt_tokens"] * usd_per_mtok_in
+                                          + per["completion_tokens"] * usd_per_mtok_out) / 1e6,
+        })
+    return pd.DataFrame(rows)
+
+
+__all__ += ["cost_table"]

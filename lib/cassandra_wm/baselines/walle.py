@@ -22,7 +22,8 @@ Three parts, each usable alone:
   (``sample_next``, ``reward``, ``is_terminal``) and the proposers' validity test (``check``).
   An action the rules refuse is predicted as a day with the wait action (the environments' rule
   for refused actions).  Rows that repeat the same state and action in one call are different
-  samples (``sample_index``), so with a temperature above 0 the planners' parallel rollouts differ.
+  samples (``sample_index``) when the temperature is above 0, so the planners' parallel rollouts
+  differ; at temperature 0 they are one request (the record/replay cache answers the repeats).
 
 :func:`rule_learning_data` builds the rule-learning transitions as the appendix describes: MCTS
 trajectories with the real simulator, then random rollouts from random points of them with a 0.2
@@ -714,7 +715,8 @@ class WallEModel:
                 self.counters["terminal_rows"] += 1
                 continue
             key = compact_json(state_view(self.spec, s)) + "|" + action_text(acts[i])
-            idx.append(seen[key])
+            # at temperature 0 every sample is the same answer: one request, served from the cache after
+            idx.append(seen[key] if self.predictor.temperature > 0 else 0)
             seen[key] += 1
             live.append(i)
         preds = self.predict_batch([states[i] for i in live], [acts[i] for i in live], idx)
