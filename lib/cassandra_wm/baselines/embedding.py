@@ -161,7 +161,9 @@ class ActionIndex:
         """Indices of the ``k`` indexed transitions whose action is most similar to ``text``."""
         if k < 1 or not self.texts:
             return []
-        sims = self.vectors @ self._embed(str(text))
+        # rounded so that float noise between machines cannot reorder near-ties (the prompt, and so the
+        # record/replay key, must not depend on it); equal scores keep data order
+        sims = np.round(self.vectors @ self._embed(str(text)), 5)
         order = np.argsort(-sims, kind="stable")
         return [int(i) for i in order[:k]]
 

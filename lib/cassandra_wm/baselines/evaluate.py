@@ -197,31 +197,69 @@ __all__ = ["score_predictions", "world_model_predictions", "point_prediction", "
 
 # -- cost -----------------------------------------------------------------------------------
 
-def cost_table(parts: dict[str, dict], units_full: dict[str, float],
-               hosted_seconds_per_call: float, usd_per_mtok_in: float, usd_per_mtok_out: float):
-    """What each part of the stage cost and would cost at other sizes.
+def cost_table(parts: dict[str, dict], scales: dict[str, dict[str, float]], hosted_seconds_per_call: float,
+               usd_per_mtok_in: float, usd_per_mtok_out: float):
+    """What each part of the stage cost, and what it would cost at other sizes.
 
     ``parts[name]`` holds the LLM use measured for that part (``calls``, ``prompt_tokens``,
-    ``completion_tokens``, ``seconds``: as recorded, cache hits included); ``units_full`` gives the
-    number of LLM calls the part needs at the full sizes, so the measured cost per call scales.  The hosted
-    columns assume ``hosted_seconds_per_call`` and the given prices (assumptions, not measured).
+    ``completion_tokens``, ``seconds``: as recorded, cache hits included); ``scales[label][name]``
+    is the number of LLM calls the part needs at the sizes called ``label`` (e.g. the full profile,
+    the paper), so the measured cost per call scales.  The hosted columns assume
+    ``hosted_seconds_per_call`` and the given prices per million tokens (assumptions, not measured).
     """
     import pandas as pd
     rows = []
     for name, u in parts.items():
         calls = max(int(u.get("calls", 0)), 0)
         per = {k: (u.get(k, 0) / calls if calls else float("nan")) for k in ("prompt_tokens", "completion_tokens", "seconds")}
-        full = float(units_full.get(name, float("nan")))
-        rows.append({
-            "part": name, "calls": calls, "LLM s / call": per["seconds"],
-            "prompt tok / call": per["prompt_tokens"], "completion tok / call": per["completion_tokens"],
-            "calls (full sizes)": full,
-            "hours, bundled model (full)": full * per["seconds"] / 3600,
-            "hours, hosted (full)": full * hosted_seconds_per_call / 3600,
-            "USD, hosted (full)": full * (per["prompt_tokens"] * usd_per_mtok_in
-                                          + per["completion_tokens"] * usd_per_mtok_out) / 1e6,
-        })
-    return pd.DataFrame(rows)
+        row = {"part": name, "calls": calls, "LLM s / call": per["seconds"], "prompt tok / call": per["prompt_tokens"],
+               "completion tok / call": per["completion_tokens"]}
+        for label, units in scales.items():
+            n = float(units.get(name, float("nan")))
+            row[f"calls ({label})"] = n
+            row[f"hours, this LLM ({label})"] = n * per["seconds"] / 3600
+            row[f"hours, hosted ({label})"] = n * hosted_seconds_per_call / 3600
+            row[f"USD, hosted ({label})"] = n * (per["prompt_tokens"] * usd_per_mtok_in
+                                                 + per["completion_tokens"] * usd_per_mtok_out) / 1e6
+        rows.append(row)
+    df = pd.DataFrame(rows)
+    if len(df):
+        total = {"part": "total"}
+        for c in df.columns[1:]:
+            total[c] = df[c].sum() if c == "calls" or c.startswith(("calls (", "hours", "USD")) else float("nan")
+        df = pd.concat([df, pd.DataFrame([total])], ignore_index=True)
+    return df
 
 
-__all__ += ["cost_table"]
+def planning_calls(runs: int, days: int, mpc_first: int, mpc_rollouts: int, mpc_steps: int, mcts_iterations: int,
+                   mcts_horizon: int, mcts_rollouts: int, temperature: float = 0.0) -> int:
+    """LLM calls the two WALL-E agents make at most: per day, MPC predicts every (first action, rollout) row
+    for each look-ahead step and MCTS every rollout row along the horizon in each iteration; at
+    temperature 0 the MCTS rollouts of one node are one request."""
+    mcts_rows = mcts_rollouts if temperature > 0 else 1
+    return runs * days * (mpc_first * mpc_rollouts * mpc_steps + mcts_iterations * mcts_horizon * mcts_rows)
+
+
+__all__ += ["cost_table", "planning_calls"]
+
+
+def stage_settings(notebook: str, env_name: str, profile: str) -> dict:
+    """The parameters ``notebooks/stages.toml`` gives the stage of ``notebook`` for ``env_name`` in ``profile``
+    (an empty dict when there is no such stage or TOML cannot be read)."""
+    from .. import paths
+    try:
+        import tomllib
+    except ImportError:  # Python 3.10
+        return {}
+    try:
+        table = tomllib.loads((paths.NOTEBOOKS / "stages.toml").read_text())
+    except (OSError, ValueError):
+        return {}
+    for st in table.get("stage", []):
+        block = st.get(profile)
+        if st.get("notebook") == notebook and isinstance(block, dict) and block.get("env_name", "coffee_shop") == env_name:
+            return dict(block)
+    return {}
+
+
+__all__ += ["stage_settings"]
