@@ -336,6 +336,10 @@ class RuleSet:
                     out[rid].append(rid not in r.failed)
         return out
 
+    def evaluate(self, states: Sequence[dict], actions: Sequence[Any]) -> list:
+        """The sandbox's results for the selected rules (``valid``, ``failed`` rules, ``errors``) per row."""
+        return self._run(self.selected, states, actions) if states else []
+
     def check_batch(self, states: Sequence[dict], actions: Sequence[Any]) -> list[tuple[bool, str | None]]:
         """Predicted validity under the selected rules: ``(ok, reason)`` per row."""
         if not states:
