@@ -300,3 +300,32 @@ def test_cost_scaling_and_stage_settings():
     assert df.iloc[-1]["part"] == "total"
     full = stage_settings("06_baselines.ipynb", "coffee_shop", "full")
     assert full["rex_patience"] == 10 and stage_settings("06_baselines.ipynb", "nowhere", "full") == {}
+
+
+def test_walle_agents_ask_the_same_questions_on_a_rerun(env, sandbox, transitions):
+    """A rerun must send the LLM the same requests, or the record/replay cache cannot answer it."""
+    from cassandra_wm.baselines.agents import walle_agents
+    from cassandra_wm.envs.registry import make_proposer
+    spec = env.spec
+
+    def copy_state(messages, **kw):
+        return messages[-1]["content"].split("State: ", 1)[1].split("\nAction:")[0]
+
+    runs = []
+    for _ in range(2):
+        chat = ScriptedChat(responder=copy_state)
+        model = WallEModel(spec, StatePredictor(chat, spec, transitions, k=1, encoder=ToyEncoder()),
+                           RuleSet(spec, sandbox), env=env)
+        roster = walle_agents(model, make_proposer(spec, model), "scripted",
+                              mpc={"n_first": 2, "steps": 3, "n_proposals": 10},
+                              mcts={"iterations": 2, "horizon": 2, "rollouts": 2, "n_proposals": 10})
+        acts = []
+        for label, (factory, settings) in roster.items():
+            agent = factory(123)
+            acts.append(agent.act(env.reset(5), np.random.default_rng(9)))
+            assert settings["llm"] == "scripted" and settings["code"]
+        runs.append((acts, [json.dumps(r["messages"]) for r in chat.requests]))
+    assert runs[0] == runs[1] and len(runs[0][1]) > 4
+    # the heuristic rollout agent's own traits come from the run's seed, not from fresh entropy
+    mpc = roster["MPC+WALL-E-MAPs"][0]
+    assert vars(mpc(123).rollout.agent) == vars(mpc(123).rollout.agent)

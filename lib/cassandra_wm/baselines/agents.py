@@ -28,8 +28,10 @@ def walle_agents(model: Any, proposer: Any, llm: str, mpc: dict | None = None, m
     4 first actions, 4 steps, 1 rollout each, heuristic rollouts, best rollout); ``mcts``: fields of
     :class:`~cassandra_wm.planning.mcts.MCTSConfig` (defaults: 2 iterations, horizon 2, 4 rollouts).
     """
+    from ..envs.registry import make_agent
     from ..planning.mcts import MCTSAgent, MCTSConfig
     from ..planning.mpc import SampledMPCAgent
+    from ..planning.rollouts import AgentRollout
 
     rules = json.dumps(model.rules.to_dict(), sort_keys=True)
     base = {"model": getattr(model, "name", "WALL-E-MAPs"), "llm": llm, "code": code_version(),
@@ -38,9 +40,16 @@ def walle_agents(model: Any, proposer: Any, llm: str, mpc: dict | None = None, m
                           "include_manual": model.predictor.include_manual}}
     out: dict[str, tuple] = {}
     if "MPC" in include:
-        kw = {"n_first": 4, "steps": 4, "rollouts": 1, "rollout_policy": "heuristic", "score": "max", **(mpc or {})}
-        out["MPC+WALL-E-MAPs"] = (lambda seed: SampledMPCAgent(model, proposer, seed=seed, name="MPC+WALL-E-MAPs", **kw),
-                                  {"kind": "sampled_mpc", **base, "config": kw})
+        kw = {"n_first": 4, "steps": 4, "rollouts": 1, "score": "max", **(mpc or {})}
+
+        def mpc_agent(seed: int) -> SampledMPCAgent:
+            # the heuristic rollout agent gets the run's seed: its own traits are drawn from it, so a rerun
+            # asks the LLM exactly the same questions (and the record/replay cache answers them)
+            rollout = AgentRollout(make_agent(model.spec, "heuristic", invalid_rate=0.0, seed=seed))
+            return SampledMPCAgent(model, proposer, seed=seed, name="MPC+WALL-E-MAPs", rollout_policy=rollout, **kw)
+
+        out["MPC+WALL-E-MAPs"] = (mpc_agent, {"kind": "sampled_mpc", **base,
+                                              "config": {**kw, "rollout_policy": "heuristic (seeded per run)"}})
     if "MCTS" in include:
         cfg = MCTSConfig(**{"iterations": 2, "horizon": 2, "rollouts": 4, **(mcts or {})})
         out["MCTS+WALL-E-MAPs"] = (lambda seed: MCTSAgent(model, proposer, cfg, seed=seed, name="MCTS+WALL-E-MAPs"),

@@ -161,10 +161,8 @@ class ActionIndex:
         """Indices of the ``k`` indexed transitions whose action is most similar to ``text``."""
         if k < 1 or not self.texts:
             return []
-        # rounded so that float noise between machines cannot reorder near-ties (the prompt, and so the
-        # record/replay key, must not depend on it); equal scores keep data order
-        sims = np.round(self.vectors @ self._embed(str(text)), 5)
-        order = np.argsort(-sims, kind="stable")
+        sims = self.vectors @ self._embed(str(text))
+        order = np.argsort(-sims, kind="stable")  # equal scores (the same action string) keep data order
         return [int(i) for i in order[:k]]
 
 
