@@ -32,10 +32,11 @@ def new_figure(figsize: tuple[float, float] = (6.4, 4.8), **kwargs) -> Figure:
     return Figure(figsize=figsize, **kwargs)
 
 
-def figure_png(fig: Figure, dpi: int = 90) -> bytes:
-    """The figure rendered as PNG bytes."""
+def figure_png(fig: Figure, dpi: int = 90, tight: bool = True) -> bytes:
+    """The figure rendered as PNG bytes (``tight=False`` keeps the figure's size, so successive
+    drawings of one view have the same pixel size)."""
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
+    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight" if tight else None)
     return buf.getvalue()
 
 

@@ -145,11 +145,11 @@ class DagExplorerModel:
         Numeric: ``{"kind": "numeric", "actual", "quantiles", "levels"}`` in the variable's units.
         Categorical: ``{"kind": "categorical", "classes", "predicted", "observed"}`` (class shares).
         """
-        import torch
         if node not in self.nodes:
             raise ValueError(f"unknown node {node!r}")
         ps = self.parents[node]
         model = self.scorer.conditional(node, ps)
+        import torch
         x, y = self.scorer.inputs(node, ps, "val")
         x, y = x[:max_rows], y[:max_rows]
         xt = torch.as_tensor(np.asarray(x, dtype=np.float32))
@@ -173,9 +173,11 @@ def dag_png(model: DagExplorerModel, dpi: int = 90) -> bytes:
     """The model's current graph drawn as PNG bytes (no pyplot involved)."""
     from .viz import draw_dag, figure_png, new_figure
     fig = new_figure((4.2, 4.2))
+    n = model.changes()
+    fig.subplots_adjust(left=0.01, right=0.99, bottom=0.01, top=0.93)
     draw_dag(model.parents, fig.subplots(), true_edges=model.true_edges, nodes=model.nodes,
-             title=f"{model.name}" + (f" (edited: {model.changes()} changes)" if model.changes() else ""))
-    return figure_png(fig, dpi=dpi)
+             title=model.name + (f" (edited: {n} change{'' if n == 1 else 's'})" if n else ""))
+    return figure_png(fig, dpi=dpi, tight=False)  # a fixed size: redrawing never moves the page
 
 
 def predictions_png(model: DagExplorerModel, node: str, dpi: int = 90) -> bytes:
@@ -328,6 +330,7 @@ class DagExplorer:
                                 "validation rows</i>")
         self.dag_image.add_class("cassandra-dag-image")
         self.status.add_class("cassandra-dag-status")
+        self.header.add_class("cassandra-dag-header")
 
         # the first drawing is made now (fast, no fits or LLM calls); J comes from the worker
         self._draw(m)
