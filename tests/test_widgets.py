@@ -4,6 +4,7 @@ Small planted scorers stand in for the real one, so every test runs in well unde
 last one, which runs a tiny notebook in a real kernel (inline figures and a headless explorer)."""
 from __future__ import annotations
 
+import html
 import io
 import json
 import sys
@@ -134,12 +135,12 @@ def test_one_update_per_change_and_sliders_update_on_release():
     assert scorer.calls == 3
     ex.src.value, ex.dst.value = "c", "a"  # a -> b -> c -> a would be a cycle
     ex.button.click()
-    assert scorer.calls == 3 and "refused c -> a" in ex.header.value and ex.model.changes() == 0
+    assert scorer.calls == 3 and "refused c -> a" in html.unescape(ex.header.value) and ex.model.changes() == 0
     ex.src.value, ex.dst.value = "a", "d"
     ex.button.click()
-    assert scorer.calls == 4 and ex.dag_image.value != drawn and "(edited: 1 change)" in ex.header.value
+    assert scorer.calls == 4 and ex.dag_image.value != drawn and "(edited: 1 change)" in html.unescape(ex.header.value)
     ex.pick.value = "empty"
-    assert scorer.calls == 5 and "(edited: 0 changes)" in ex.header.value
+    assert scorer.calls == 5 and "(edited: 0 changes)" in html.unescape(ex.header.value)
     assert ex.runner.runs == 5 and not ex.errors
     ex.close()
 
@@ -158,7 +159,7 @@ def test_building_never_waits_for_fits_and_a_burst_of_edits_costs_one_update():
     for dst in ("d", "c"):  # edits while the worker is busy: the header follows at once
         ex.src.value, ex.dst.value = "a", dst
         ex.button.click()
-    assert "added a -> c" in ex.header.value and "busy" in ex.status.value
+    assert "added a -> c" in html.unescape(ex.header.value) and "busy" in ex.status.value
     gate.set()
     assert ex.wait(30)
     assert ex.runner.runs == 2  # the first update, then one for both edits

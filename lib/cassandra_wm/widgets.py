@@ -25,6 +25,7 @@ How it stays reliable:
 """
 from __future__ import annotations
 
+import html
 import math
 import threading
 import time
@@ -203,8 +204,8 @@ def predictions_png(model: DagExplorerModel, node: str, dpi: int = 90) -> bytes:
 def header_html(model: DagExplorerModel, note: str = "") -> str:
     """Graph name, number of edits since it was loaded, lambdas and the last message."""
     n = model.changes()
-    return (f"<b>{model.name}</b> (edited: {n} change{'' if n == 1 else 's'}) &nbsp; lambda1={model.lam1:g}, "
-            f"lambda2={model.lam2:g}" + (f"<br><i>{note}</i>" if note else ""))
+    return (f"<b>{html.escape(model.name)}</b> (edited: {n} change{'' if n == 1 else 's'}) &nbsp; lambda1={model.lam1:g}, "
+            f"lambda2={model.lam2:g}" + (f"<br><i>{html.escape(note)}</i>" if note else ""))
 
 
 def terms_html(t: dict) -> str:
@@ -221,7 +222,13 @@ def terms_html(t: dict) -> str:
 def _status_html(text: str, busy: bool) -> str:
     color = "#b35c00" if busy else "#2a7d3b"
     icon = "&#8987; " if busy else ""
-    return f"<span style='color:{color}'>{icon}{text}</span>"
+    return f"<span style='color:{color}'>{icon}{html.escape(text)}</span>"
+
+
+def _busy_text(model: DagExplorerModel) -> str:
+    pending = model.uncached_prior_nodes()
+    return ("busy: computing J (a new parent set is fitted once)"
+            + (f"; asking the LLM about {len(pending)} node(s)" if pending else ""))
 
 
 class _LatestJobRunner:
@@ -372,9 +379,7 @@ class DagExplorer:
         self.header.value = header_html(snap, note)
         if not recompute:
             return
-        pending = snap.uncached_prior_nodes()
-        busy = "busy: computing J" + (f"; asking the LLM about {len(pending)} node(s)" if pending else "")
-        self.status.value = _status_html(busy + " (a new parent set is fitted once)", True)
+        self.status.value = _status_html(_busy_text(snap), True)
         self.runner.submit(self._update)
 
     # -- the update (worker thread) --
@@ -388,7 +393,7 @@ class DagExplorer:
         with self._lock:
             snap = self.model.snapshot()
         t0 = time.perf_counter()
-        self.status.value = _status_html("busy: computing J (a new parent set is fitted once)", True)
+        self.status.value = _status_html(_busy_text(snap), True)
         try:
             self._draw(snap)
             rows = snap.node_table()
@@ -409,7 +414,7 @@ class DagExplorer:
                     self._pred_key = (node, tuple(snap.parents[node]))
                 except Exception as e:  # noqa: BLE001 - shown to the user instead of breaking the widget
                     self.pred_image.layout.display = "none"
-                    self.pred_note.value = f"<i>no predictions for {node}: {type(e).__name__}: {e}</i>"
+                    self.pred_note.value = f"<i>{html.escape(f'no predictions for {node}: {type(e).__name__}: {e}')}</i>"
                     self._pred_key = None
             self.status.value = _status_html(f"ready ({time.perf_counter() - t0:.1f} s)", False)
         except Exception as e:  # noqa: BLE001 - a failing update is reported, the explorer stays usable
