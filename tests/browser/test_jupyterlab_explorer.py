@@ -122,13 +122,18 @@ def _changed_share(a: bytes, b: bytes) -> float:
 
 @pytest.fixture
 def lab(tmp_path):
-    """A JupyterLab server on 127.0.0.1 over a folder holding the notebook copy; yields (url, out folder)."""
+    """A JupyterLab server on 127.0.0.1 over a folder holding the notebook copy (yields its URL, token, output
+    folder, Chromium path and log file)."""
     chromium = _requirements()
     out = tmp_path / "out"
     (out / "data" / "llm_cache").mkdir(parents=True)
     for f in (ROOT / "data" / "llm_cache").glob("*.jsonl"):  # the shipped answers
         shutil.copy(f, out / "data" / "llm_cache" / f.name)
+    settings = tmp_path / "lab-settings" / "@jupyterlab" / "apputils-extension"
+    settings.mkdir(parents=True)
+    (settings / "notification.jupyterlab-settings").write_text('{"fetchNews": "false"}')  # no news pop-up
     env = dict(os.environ, CASSANDRA_OUT=str(out), JUPYTER_CONFIG_DIR=str(tmp_path / "jcfg"),
+               JUPYTERLAB_SETTINGS_DIR=str(tmp_path / "lab-settings"),
                JUPYTERLAB_WORKSPACES_DIR=str(tmp_path / "ws"), PYTHONUNBUFFERED="1")
     env.pop("CASSANDRA_STAGES", None)
     _make_data(out, env)
@@ -140,7 +145,7 @@ def lab(tmp_path):
     server = subprocess.Popen(
         [sys.executable, "-m", "jupyter", "lab", "--no-browser", f"--port={port}", "--ip=127.0.0.1",
          f"--IdentityProvider.token={token}", "--allow-root", f"--ServerApp.root_dir={root}", "--LabApp.expose_app_in_browser=True",
-         "--LabApp.news_url=", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"],
+         "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"],
         env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     try:
