@@ -325,7 +325,7 @@ class DagExplorer:
                                 continuous_update=False)
         self.s2 = W.FloatSlider(value=m.lam2, min=0.0, max=max(200.0, m.lam2), step=5.0, description="lambda2",
                                 continuous_update=False)
-        self.node = W.Dropdown(options=[("(choose a node)", None)] + [(v, v) for v in m.nodes], value=None,
+        self.node = W.Dropdown(options=[("(choose a node)", "")] + [(v, v) for v in m.nodes], value="",
                                description="node")
         self.header = W.HTML(header_html(m))
         self.status = W.HTML(_status_html("busy: computing J", True))
@@ -402,7 +402,7 @@ class DagExplorer:
             import pandas as pd
             self.table.value = pd.DataFrame(rows).round(4).to_html(index=False, border=0)
             node = self.node.value
-            if node is None:
+            if not node:
                 self.pred_image.layout.display = "none"
                 self._pred_key = None
             elif (node, tuple(snap.parents[node])) != self._pred_key:
