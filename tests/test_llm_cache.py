@@ -16,6 +16,7 @@ MSG = [{"role": "user", "content": "Is the espresso machine a parent of the queu
 @pytest.fixture
 def cache_dir(tmp_path, monkeypatch):
     monkeypatch.setattr(paths, "LLM_CACHE", tmp_path / "llm_cache")
+    monkeypatch.setattr(paths, "SHIPPED_LLM_CACHE", tmp_path / "shipped")
     monkeypatch.delenv("CASSANDRA_LLM_CACHE", raising=False)
     return tmp_path / "llm_cache"
 
@@ -28,8 +29,9 @@ def test_record_then_replay_with_server_gone(chat_server, cache_dir):
     assert not r1.cached and r1.parsed == {"answer": True}
     path = cache_dir / "fake-model.jsonl"
     line = json.loads(path.read_text().splitlines()[0])
-    assert line["key"] == request_key("fake-model", MSG, SCHEMA, True, 2, 0.0, 1, 512, 0)[0]
-    assert line["stage"] == "prior" and line["model"] == "fake-model"
+    ep = chat_server.base_url
+    assert line["key"] == request_key("fake-model", MSG, SCHEMA, True, 2, 0.0, 1, 512, 0, endpoint=ep)[0]
+    assert line["stage"] == "prior" and line["model"] == "fake-model" and line["endpoint"] == ep
     assert line["request"]["messages"] == MSG
 
     chat_server.close()  # nobody answers from here on
@@ -47,8 +49,8 @@ def test_record_then_replay_with_server_gone(chat_server, cache_dir):
 
 
 def test_replay_miss_names_stage_and_hash(cache_dir):
-    c = CachedChat(None, mode="replay", model="some-model", stage="03_structure")
-    key, _ = request_key("some-model", MSG, temperature=0.7, sample_index=3)
+    c = CachedChat(None, mode="replay", model="some-model", stage="03_structure", endpoint="http://h/v1")
+    key, _ = request_key("some-model", MSG, temperature=0.7, sample_index=3, endpoint="http://h/v1")
     with pytest.raises(LLMError) as e:
         c.chat(MSG, temperature=0.7, sample_index=3)
     msg = str(e.value)
@@ -129,7 +131,7 @@ def test_replay_spec_reads_the_model_from_the_file(cache_dir):
     assert c.model == "Some Model (Q8, local)" and c.chat(MSG, schema=SCHEMA).cached
     with pytest.raises(ValueError, match="can only replay"):
         get_chat(f"replay:{slug}", cache="record")
-    with pytest.raises(LLMError, match="recorded caches here: some-model-q8-local"):
+    with pytest.raises(LLMError, match="recorded caches here: some-model-q8-local$"):
         get_chat("replay:nope")
 
 
