@@ -19,9 +19,11 @@ class TokenLogprob:
 class Reply:
     """What a chat call returns.
 
-    ``parsed`` is the JSON object when a schema was asked for (None otherwise); ``parse_error``
-    is only ever set by backends that do not check replies (the scripted one): the real backends
-    raise :class:`UnusableReply` instead.  ``server_model`` is the model id the server said it
+    ``parsed`` is the JSON object when a schema was asked for and it parses strictly (None
+    otherwise); ``parse_error`` says why not.  The real backends and the cache only return usable
+    replies (others raise :class:`UnusableReply`), so there ``parse_error`` can only mean raw
+    control characters inside JSON strings, which :func:`parse_json_reply` with ``lenient=True``
+    reads; the scripted backend returns whatever it was given.  ``server_model`` is the model id the server said it
     used ("" when unknown).
     """
 
@@ -100,18 +102,18 @@ def llm_label(asked: str, reported: str | None) -> str:
     return f"{asked} (server reports: {reported})"
 
 
-def parse_json_reply(text: str) -> tuple[Any, str | None]:
+def parse_json_reply(text: str, lenient: bool = False) -> tuple[Any, str | None]:
     """Parse the first JSON value in ``text``; returns (obj, error).
 
-    Raw newlines and tabs inside strings are accepted (small models write code into JSON strings
-    without escaping them; the content is intact).
+    ``lenient`` also accepts raw newlines and tabs inside strings (small models write code into
+    JSON strings without escaping it; the content is intact): the backends parse that way.
     """
     s = (text or "").strip()
     if s.startswith("```"):
         s = s.strip("`")
         if s.startswith("json"):
             s = s[4:]
-    dec = json.JSONDecoder(strict=False)
+    dec = json.JSONDecoder(strict=not lenient)
     try:
         return dec.decode(s), None
     except json.JSONDecodeError:
@@ -187,7 +189,7 @@ def reply_problem(reply: Reply, schema: dict | None = None, logprobs: bool = Fal
         finish = (reply.usage or {}).get("finish_reason")
         if finish == "length":
             return "truncated", f"the reply was cut off at max_tokens={max_tokens} before its JSON was complete"
-        obj, err = parse_json_reply(text)
+        obj, err = parse_json_reply(text, lenient=True)
         if err:
             return "not_json", f"{err}; reply starts {text[:80]!r}"
         errs = schema_errors(obj, schema)

@@ -38,7 +38,7 @@ import warnings
 from pathlib import Path
 
 from .. import paths
-from .base import ChatClient, LLMError, Reply, UnusableReply, llm_label, parse_json_reply, reply_problem
+from .base import ChatClient, LLMError, Reply, UnusableReply, llm_label, reply_problem
 from .usage import record_usage
 
 log = logging.getLogger("cassandra_wm.llm")
@@ -320,8 +320,6 @@ class CachedChat(ChatClient):
             self.hits += 1
             reply = Reply.from_dict(rec["reply"])
             reply.cached = True
-            if schema is not None:  # as a live reply would have it (older records kept parse notes)
-                reply.parsed, reply.parse_error = parse_json_reply(reply.text)[0], None
             record_usage(stage, self.model, cached=True, endpoint=endpoint)
             return reply
         self.misses += 1
@@ -330,7 +328,7 @@ class CachedChat(ChatClient):
             legacy = sum(1 for r in self._records() if r.get("model") == self.model
                          and "endpoint" not in (r.get("request") or {}))
             hint = (f" ({legacy} records there predate endpoint keys: migrate them with python -m "
-                    "cassandra_wm.llm.cache migrate FILE --endpoint ENDPOINT)") if legacy else ""
+                    "cassandra_wm.llm migrate FILE --endpoint ENDPOINT)") if legacy else ""
             err = LLMError(
                 f"LLM cache replay miss in stage {stage or 'unspecified'!r}: request {key} (model {self.model!r}, "
                 f"endpoint {endpoint or 'unknown'!r}) is not in {' or '.join(str(f.path) for f in self._files)}"
@@ -480,8 +478,8 @@ def migrate_cache_file(path: str | Path, endpoint: str, out: str | Path | None =
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m cassandra_wm.llm.cache scan FILE...`` or ``migrate FILE --endpoint ENDPOINT``."""
-    ap = argparse.ArgumentParser(prog="python -m cassandra_wm.llm.cache", description=main.__doc__)
+    """``python -m cassandra_wm.llm scan FILE...`` or ``migrate FILE --endpoint ENDPOINT``."""
+    ap = argparse.ArgumentParser(prog="python -m cassandra_wm.llm", description=main.__doc__)
     sub = ap.add_subparsers(dest="cmd", required=True)
     sc = sub.add_parser("scan", help="check every record; exit 1 when any is unusable")
     sc.add_argument("files", nargs="+")

@@ -359,7 +359,9 @@ class OpenAIChat(ChatClient):
             raise fail(UnusableReply(*problem, endpoint=self.base_url), reply.usage.get("prompt_tokens", 0),
                        reply.usage.get("completion_tokens", 0)) from None
         if schema is not None:
-            reply.parsed = parse_json_reply(reply.text)[0]
+            reply.parsed, err = parse_json_reply(reply.text)
+            if err:  # usable, so only raw control characters inside strings stop a strict parse
+                reply.parse_error = f"{err}: raw control characters inside JSON strings (parses leniently)"
         record_usage(stage, self.model, reply.usage["prompt_tokens"], reply.usage["completion_tokens"],
                      reply.usage["seconds"], counter["retries"], endpoint=self.endpoint_id)
         return reply
@@ -373,8 +375,8 @@ class OpenAIChat(ChatClient):
             try:
                 body = self._with_retries({**kwargs, "response_format": fmt}, counter, stage)
             except _Rejected as e:
-                if self.schema_mode == "json_schema":
-                    raise
+                if self.schema_mode == "json_schema" or "logprob" in e.message.lower():
+                    raise  # forced, or a rejection of something else than the schema
                 log.info("%s rejected response_format json_schema (HTTP %s); retrying in JSON mode with "
                          "the schema attached", self.base_url, e.status)
                 mode = "json_object"
