@@ -161,3 +161,21 @@ def test_replay_checks_nothing_and_needs_nothing(monkeypatch):
 def rep_stages():
     from cassandra_wm.llm import STAGE_NEEDS
     return STAGE_NEEDS
+
+
+def test_a_server_echoing_the_name_asked_for_is_still_named(chat_server, tmp_path, monkeypatch):
+    """llama.cpp answers any model name with its one model and echoes the name in its replies."""
+    monkeypatch.setattr(paths, "LLM_CACHE", tmp_path)
+    chat_server.models = ["SmolLM2-135M-Instruct"]
+    chat_server.add(chat_server.ok('{"answer": true}', logprobs=LPS, model="gpt-4o"),
+                    chat_server.ok('{"answer": true}', model="gpt-4o"))
+    rep = check_endpoint(f"openai:gpt-4o@{chat_server.base_url}")
+    assert rep.label == "gpt-4o (server reports: SmolLM2-135M-Instruct)"
+    c = get_chat(f"openai:gpt-4o@{chat_server.base_url}", stage="s", cache="off")
+    c.chat([{"role": "user", "content": "JSON?"}], schema={"type": "object"})
+    assert c.label == "gpt-4o (server reports: SmolLM2-135M-Instruct)"
+    c2 = get_chat(f"openai:gpt-4o@{chat_server.base_url}", stage="s", cache="record")
+    chat_server.add(chat_server.ok('{"answer": false}', model="gpt-4o"))
+    c2.chat([{"role": "user", "content": "JSON?"}], schema={"type": "object"})
+    replay = get_chat(f"openai:gpt-4o@{chat_server.base_url}", stage="s", cache="replay")
+    assert replay.label == "gpt-4o (server reports: SmolLM2-135M-Instruct)"  # recorded with the answer

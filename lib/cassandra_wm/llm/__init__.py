@@ -24,7 +24,7 @@ from .endpoint import STAGE_NEEDS, EndpointError, EndpointReport, check_endpoint
 from .local import (LocalServer, ensure_local_server, find_gguf, local_endpoint_id, local_model_name,
                     stop_local_server)
 from .openai_backend import (DEFAULT_BASE_URL, ContextTooSmall, EndpointDead, OpenAIChat, is_loopback,
-                             normalize_base_url)
+                             normalize_base_url, reset_endpoint_states)
 from .scripted import ScriptedChat
 from .usage import (StageHealthError, check_stage_health, record_usage, reset_usage, save_usage, stage_health,
                     usage_log, usage_summary, usage_totals)
@@ -35,7 +35,7 @@ __all__ = ["ChatClient", "LLMError", "UnusableReply", "EndpointDead", "ContextTo
            "local_model_name", "local_endpoint_id", "find_gguf", "get_chat", "parse_llm_spec", "describe_llm",
            "LLM_SPEC_FORMS", "cache_mode", "cache_allows", "model_slug", "request_key", "recorded_model",
            "scan_cache_file", "migrate_cache_file", "normalize_base_url", "is_loopback", "check_endpoint",
-           "EndpointReport", "STAGE_NEEDS", "usage_log", "usage_summary", "usage_totals", "reset_usage",
+           "EndpointReport", "STAGE_NEEDS", "reset_endpoint_states", "usage_log", "usage_summary", "usage_totals", "reset_usage",
            "save_usage", "record_usage", "stage_health", "check_stage_health"]
 
 LLM_SPEC_FORMS = """\

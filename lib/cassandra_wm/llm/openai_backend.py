@@ -284,6 +284,11 @@ class OpenAIChat(ChatClient):
         self._client = openai.OpenAI(base_url=self.base_url, api_key=key, timeout=self.timeout, max_retries=0,
                                      http_client=http_client)
 
+    @property
+    def where(self) -> str:
+        """The base URL, with the cache's endpoint id when that differs (the bundled model's)."""
+        return self.base_url if self.endpoint_id == self.base_url else f"{self.base_url} ({self.endpoint_id})"
+
     def describe(self) -> str:
         return f"{self.model} via {self.base_url}"
 
@@ -300,17 +305,22 @@ class OpenAIChat(ChatClient):
             raise LLMError(f"{self.base_url}/models did not answer: {type(e).__name__}: {e}") from None
 
     def reported_model(self) -> str | None:
-        """The model id the server reports: from its last reply, else from its model list (asked once)."""
-        if self.server_model:
+        """The model id the server reports, or None when it says nothing.
+
+        A reply naming another model than the one asked for wins; else the model list (asked once):
+        a server that lists one model but not the name asked for serves that one whatever name a
+        request carries (llama.cpp echoes the requested name in its replies).
+        """
+        if self.server_model and self.server_model != self.request_model:
             return self.server_model
         if self._listed is None:
             try:
                 self._listed = self.served_models(timeout=5.0)
             except LLMError:
                 self._listed = []
-        if self.request_model in self._listed:
-            return self.request_model
-        return self._listed[0] if len(self._listed) == 1 else None
+        if self._listed and self.request_model not in self._listed:
+            return self._listed[0] if len(self._listed) == 1 else None
+        return self.server_model or (self.request_model if self._listed else None)
 
     @property
     def label(self) -> str:
@@ -339,7 +349,7 @@ class OpenAIChat(ChatClient):
 
         def fail(err: LLMError, ptok: int = 0, ctok: int = 0) -> LLMError:
             record_usage(stage, self.model, ptok, ctok, seconds=time.perf_counter() - t0,
-                         retries=counter["retries"], error=str(err), endpoint=self.endpoint_id)
+                         retries=counter["retries"], error=str(err), endpoint=self.where)
             return err
 
         try:
@@ -362,8 +372,9 @@ class OpenAIChat(ChatClient):
             reply.parsed, err = parse_json_reply(reply.text)
             if err:  # usable, so only raw control characters inside strings stop a strict parse
                 reply.parse_error = f"{err}: raw control characters inside JSON strings (parses leniently)"
+        reply.server_model = self.reported_model() or reply.server_model  # what caches record and replay
         record_usage(stage, self.model, reply.usage["prompt_tokens"], reply.usage["completion_tokens"],
-                     reply.usage["seconds"], counter["retries"], endpoint=self.endpoint_id)
+                     reply.usage["seconds"], counter["retries"], endpoint=self.where)
         return reply
 
     def _structured(self, kwargs: dict, messages: list[dict], schema: dict, counter: dict, stage) -> dict:
@@ -413,7 +424,9 @@ class OpenAIChat(ChatClient):
                 dead = state.dead
             if dead:
                 raise EndpointDead(f"{dead} (CASSANDRA_LLM_STAGE_DEADLINE); every further call of this stage "
-                                   "fails at once. Check that the server is up and answering, then rerun")
+                                   "fails at once. Check that the server is up and answering, then rerun the stage "
+                                   "(in a notebook: restart the kernel, or call "
+                                   "cassandra_wm.llm.reset_endpoint_states())")
             timeout = max(0.05, min(self.timeout, state.remaining(deadline)))
             started = time.monotonic()
             try:
