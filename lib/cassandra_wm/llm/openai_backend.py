@@ -488,6 +488,8 @@ class OpenAIChat(ChatClient):
             raise _Transient(f"the reply stalled (no data for {timeout:.3g} s)") from None
         except _REQUEST_ERRORS as e:
             raise _Transient(f"the connection broke mid-reply ({type(e).__name__}: {e})") from None
+        except oa.OpenAIError as e:  # anything else the client raises is still the endpoint's failure
+            raise LLMError(f"{self.base_url}: {type(e).__name__}: {e}") from None
         try:
             text = data.decode("utf-8")
         except UnicodeDecodeError as e:
