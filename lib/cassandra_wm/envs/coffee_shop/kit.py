@@ -7,7 +7,7 @@ KIT = EnvKit(
     env=".sim:CoffeeShopEnv",
     agents=".agents:AGENTS",
     proposer=".proposer:CoffeeShopProposer",
-    views=None,
+    views=".views",
     defaults={"anneal_steps": 100},  # the paper's simulated-annealing steps for the coffee shop
     description="our coffee shop (the paper's is not public): 8 variables, 6 stochastic",
 )
