@@ -51,6 +51,9 @@ ENV_VARS = {
     "CASSANDRA_LLM_CTX": "context size of the bundled local model (default 8192)",
     "CASSANDRA_LLM_THREADS": "CPU threads of the bundled local model",
     "CASSANDRA_LLM_START_TIMEOUT": "seconds to wait for the local model server to start (default 180)",
+    "CASSANDRA_LLM_TIMEOUT": "seconds one request to an OpenAI-compatible endpoint may take (default 120)",
+    "CASSANDRA_LLM_RETRIES": "retries of a failed request (default 3)",
+    "CASSANDRA_LLM_BACKOFF": "first wait between retries in seconds, doubled each time (default 1.0)",
     "CASSANDRA_LLM_PARENT_PID": "set by the bundle for the local model server (it exits with its parent)",
     "OPENAI_API_KEY": "key for openai: endpoints",
     "OPENAI_BASE_URL": "base URL for openai: specs without @URL",
@@ -345,6 +348,9 @@ class CellProgress:
 
 def run_stage(stage: dict, params: dict, out_nb: Path, timeout: float, plain: bool = True) -> None:
     """Execute one notebook with papermill; raises StageTimeout past ``timeout`` seconds in all."""
+    # nbformat's jsonschema would import rfc3987_syntax, which spends seconds building a grammar that only
+    # checks IRI formats no notebook uses; this process goes without it (kernels are unaffected).
+    sys.modules.setdefault("rfc3987_syntax", None)
     import papermill as pm
     from nbclient.exceptions import CellTimeoutError
 
@@ -610,6 +616,8 @@ def list_stages(stages, chosen, args, state, out_root) -> int:
 def run(stages, chosen, args, llm_name, out_root, run_dir, state_path, plain) -> int:
     from cassandra_wm.llm import parse_llm_spec
 
+    for tmp in run_dir.glob(f".{state_path.name}.*.tmp"):  # left by a run killed mid-write (we hold the lock)
+        tmp.unlink(missing_ok=True)
     state = load_state(state_path)
     plan, added, stale = plan_stages(stages, chosen, args, state, out_root)
     print(f"profile {args.profile} · seed {args.seed} · LLM {llm_name} · outputs under {out_root}", flush=True)
