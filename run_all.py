@@ -503,6 +503,9 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--list", action="store_true", help="list the stages, whether they would run and why; run nothing")
     ap.add_argument("--update-readme", action="store_true",
                     help="rewrite the README results of this profile from the current tables, run nothing")
+    ap.add_argument("--setup-git", action="store_true",
+                    help="set up git's notebook filter in this clone (store notebooks without outputs; every "
+                         "run writing into the checkout does this too), run nothing")
     return ap
 
 
@@ -514,6 +517,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.timeout is not None and args.timeout <= 0:
         ap.error("--timeout must be a positive number of seconds")
     plain = args.plain or not sys.stdout.isatty()
+    if args.setup_git:
+        if (ROOT / ".git").is_file():
+            print("error: this is a linked worktree, whose git configuration is shared; run it in the main "
+                  "checkout", file=sys.stderr)
+            return 2
+        if not ensure_git_filter(ROOT):
+            print("git's notebook filter was already set up (or git / nbstripout is missing)")
+        return 0
 
     from cassandra_wm import paths
     from cassandra_wm.llm import LLMError, describe_llm, parse_llm_spec

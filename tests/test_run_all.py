@@ -362,7 +362,7 @@ def test_fresh_clone_rerun_leaves_git_status_clean(tmp_path):
 def test_help_lists_options_llm_forms_and_every_environment_variable():
     text = run_all.build_parser().format_help()
     for opt in ("--profile", "--only", "--from", "--force", "--llm", "--seed", "--timeout", "--plain", "--list",
-                "--update-readme"):
+                "--update-readme", "--setup-git"):
         assert opt in text
     assert "replay:SLUG" in text and "openai:MODEL@BASE_URL" in text
     import re

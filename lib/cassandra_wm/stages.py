@@ -35,8 +35,8 @@ PROFILES = ("quick", "full")
 # keys of a [[stage]] entry; anything else is a typo and an error
 STAGE_KEYS = {"name", "notebook", "needs", "outputs", "profiles", "uses_llm", "results", "figures", "reads",
               "timeout", "common", *PROFILES}
-# without a timeout in the table: generous for the bundled model on 2 cores, finite for a hung cell
-DEFAULT_TIMEOUT = {"quick": 1800.0, "full": 6 * 3600.0}
+# without a timeout in the table: generous for the bundled model on 2 busy cores, finite for a hung cell
+DEFAULT_TIMEOUT = {"quick": 3600.0, "full": 12 * 3600.0}
 
 
 class StageError(RuntimeError):
