@@ -220,7 +220,8 @@ class RunLock:
         try:
             _lock_fd(fd)
         except OSError:
-            holder = os.pread(fd, 4096, 0).decode("utf-8", "replace").strip() if hasattr(os, "pread") else ""
+            os.lseek(fd, 0, os.SEEK_SET)
+            holder = os.read(fd, 4096).decode("utf-8", "replace").strip()
             os.close(fd)
             try:
                 info = json.loads(holder)
@@ -233,7 +234,8 @@ class RunLock:
         info = {"pid": os.getpid(), "host": socket.gethostname(),
                 "started": time.strftime("%Y-%m-%d %H:%M:%S"), "command": " ".join(sys.argv)}
         os.ftruncate(fd, 0)
-        os.pwrite(fd, json.dumps(info).encode(), 0)
+        os.lseek(fd, 0, os.SEEK_SET)
+        os.write(fd, json.dumps(info).encode())
         self.fd = fd
         return self
 
@@ -656,7 +658,13 @@ def run(stages, chosen, args, llm_name, out_root, run_dir, state_path, plain) ->
                 print(f"· {name}: up to date (use --force to rerun)", flush=True)
                 continue
             if st.get("uses_llm") and server is None:
-                server = start_local_server(args.llm, parse_llm_spec)
+                try:
+                    server = start_local_server(args.llm, parse_llm_spec)
+                except Exception as e:  # noqa: BLE001 - any start-up failure ends the run with one message
+                    summary.append({"stage": name, "status": "FAILED", "seconds": 0.0})
+                    print(f"\nerror: could not start the local LLM server for {name}: {e}", file=sys.stderr)
+                    status = 1
+                    break
             # The record goes first: from here until the new one is written the stage counts as not done.
             state.pop(name, None)
             save_state(state_path, state)

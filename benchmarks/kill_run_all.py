@@ -7,7 +7,7 @@ run), then checks:
 
 * runs/quick/state.json still parses;
 * every stage with a completion record has all its outputs, each complete (ends with END) and with the
-  content hash the record holds, and so do the stages it needs.
+  content hash the record holds.
 
 After the trials one uninterrupted run must finish every stage, and the run after it must skip them all.
 
@@ -95,9 +95,9 @@ def check(out: Path) -> list[str]:
                 problems.append(f"{name} is marked done but {rel} differs from its record")
         if not rec.get("outputs"):
             problems.append(f"{name} is marked done without any output hashes")
-        k = STAGES.index(name)
-        if k and STAGES[k - 1] not in state:
-            problems.append(f"{name} is marked done but the stage it needs is not")
+        # A stage may stay marked done while a stage it needs reruns (--force, or a kill during that
+        # rerun): its own outputs are complete, and its record holds the upstream outputs it was made
+        # from, so it reruns only if the upstream's new outputs differ.
     return problems
 
 
