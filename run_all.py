@@ -55,6 +55,8 @@ ENV_VARS = {
     "CASSANDRA_LLM_RETRIES": "retries of a failed request (default 3)",
     "CASSANDRA_LLM_BACKOFF": "first wait between retries in seconds, doubled each time (default 1.0)",
     "CASSANDRA_LLM_PARENT_PID": "set by the bundle for the local model server (it exits with its parent)",
+    "CASSANDRA_SANDBOX": "unconfined: run generated code without the operating-system boundary, held back by "
+                         "the static check only (not recommended; for machines where the boundary cannot start)",
     "OPENAI_API_KEY": "key for openai: endpoints",
     "OPENAI_BASE_URL": "base URL for openai: specs without @URL",
 }
