@@ -161,7 +161,7 @@ def stale_reason(rec: dict | None, fp: str, parts: dict, lib: dict, out_root: Pa
             changed = sorted(k for k in set(before) | set(lib) if before.get(k) != lib.get(k))
             shown = ", ".join(changed[:3]) + (f" and {len(changed) - 3} more" if len(changed) > 3 else "")
             return f"library changed ({shown})" if changed else "library changed"
-        labels = {"notebook": "notebook cells changed", "params": "parameters changed", "llm": "another LLM",
+        labels = {"notebook": "notebook cells changed", "llm": "another LLM", "params": "parameters changed",
                   "outputs": "declared outputs changed"}
         for key, label in labels.items():
             if old.get(key) != parts[key]:
@@ -264,16 +264,55 @@ class StageTimeout(RuntimeError):
     pass
 
 
+KERNEL_DIR_PREFIX = "run_all-kernel-"
+
+
 def _ipc_kernel_manager():
-    """A kernel manager that talks to the kernel over Unix sockets: no TCP ports, and no
-    "running over TCP without encryption" warning from every kernel."""
+    """A kernel manager that talks to the kernel over Unix sockets in a private temporary folder (which
+    also holds the connection file): no TCP ports, no "running over TCP without encryption" warning from
+    every kernel, and nothing written beside the notebooks."""
+    import tempfile
+
     from jupyter_client.manager import AsyncKernelManager
-    from traitlets import CaselessStrEnum
+    from traitlets import CaselessStrEnum, default
 
     class IPCKernelManager(AsyncKernelManager):
         transport = CaselessStrEnum(["tcp", "ipc"], default_value="ipc", config=True)
+        _folder: str | None = None
+
+        def _private_folder(self) -> str:
+            if self._folder is None:
+                self._folder = tempfile.mkdtemp(prefix=KERNEL_DIR_PREFIX)
+                Path(self._folder, "owner").write_text(str(os.getpid()))
+            return self._folder
+
+        @default("ip")
+        def _socket_path(self) -> str:
+            return os.path.join(self._private_folder(), "kernel")
+
+        @default("connection_file")
+        def _connection_path(self) -> str:
+            return os.path.join(self._private_folder(), "kernel.json")
+
+        def cleanup_ipc_files(self) -> None:
+            super().cleanup_ipc_files()
+            if self._folder is not None:
+                shutil.rmtree(self._folder, ignore_errors=True)
 
     return IPCKernelManager
+
+
+def clean_stale_kernel_folders() -> None:
+    """Remove socket folders left by runs that were killed (their owner process is gone)."""
+    import tempfile
+    for folder in Path(tempfile.gettempdir()).glob(KERNEL_DIR_PREFIX + "*"):
+        try:
+            pid = int((folder / "owner").read_text())
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            shutil.rmtree(folder, ignore_errors=True)
+        except (OSError, ValueError):  # not ours to judge (no owner file yet, another user's process)
+            continue
 
 
 def describe_failure(exc: BaseException, stage: dict, out_nb: Path) -> str:
@@ -633,6 +672,7 @@ def run(stages, chosen, args, llm_name, out_root, run_dir, state_path, plain) ->
 
     for tmp in run_dir.glob(f".{state_path.name}.*.tmp"):  # left by a run killed mid-write (we hold the lock)
         tmp.unlink(missing_ok=True)
+    clean_stale_kernel_folders()
     state = load_state(state_path)
     plan, added, stale = plan_stages(stages, chosen, args, state, out_root)
     print(f"profile {args.profile} · seed {args.seed} · LLM {llm_name} · outputs under {out_root}", flush=True)

@@ -278,10 +278,15 @@ def test_kill_9_mid_write_leaves_no_stage_marked_done(tmp_path):
     assert kr.check(out) == []
     state = json.loads((out / "runs" / "quick" / "state.json").read_text())
     assert set(state) == {"s1"} and not s2.read_text().endswith("END\n")
+    import tempfile
+    left = [d for d in Path(tempfile.gettempdir()).glob(run_all.KERNEL_DIR_PREFIX + "*")
+            if (d / "owner").exists() and (d / "owner").read_text() == str(proc.pid)]
+    assert left  # the killed run's kernel sockets: the next run clears them
     rc, log = kr.run_all(env)
     assert rc == 0, log
     assert "· s1: up to date" in log and "s2 (never completed)" in log
     assert kr.check(out) == [] and s2.read_text().endswith("END\n")
+    assert not any(d.exists() for d in left)
 
 
 def test_fresh_clone_rerun_leaves_git_status_clean(tmp_path):
