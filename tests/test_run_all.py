@@ -439,3 +439,20 @@ def test_quick_profile_end_to_end(tmp_path):
     lines = [ln.strip() for ln in res.stdout.replace("\r", "\n").splitlines()]
     skipped = [ln for ln in lines if ln.startswith("· ") and ln.endswith("(use --force to rerun)")]
     assert res.returncode == 0 and len(skipped) == len(stages), res.stdout[-2000:]
+
+
+def test_outputs_may_be_files_folders_or_globs(tmp_path):
+    stage = {"outputs": ["data/{profile}/{env}/one.json", "data/{profile}/{env}/bn", "figures/{profile}/{env}/*.png"]}
+    params = {"profile": "quick", "env_name": "shop"}
+    assert len(run_all.missing_outputs(stage, params, tmp_path)) == 3 and not run_all.outputs_present(
+        stage, params, tmp_path)
+    base = tmp_path / "data" / "quick" / "shop"
+    (base / "bn" / "seed0").mkdir(parents=True)
+    (base / "one.json").write_text("{}")
+    assert set(run_all.missing_outputs(stage, params, tmp_path)) == {"data/quick/shop/bn", "figures/quick/shop/*.png"}
+    (base / "bn" / "seed0" / "bn.json").write_text("[]")
+    (tmp_path / "figures" / "quick" / "shop").mkdir(parents=True)
+    (tmp_path / "figures" / "quick" / "shop" / "a.png").write_bytes(b"png")
+    assert run_all.outputs_present(stage, params, tmp_path)
+    hashes = run_all.hash_outputs(stage, params, tmp_path)
+    assert set(hashes) == {"data/quick/shop/one.json", "data/quick/shop/bn/seed0/bn.json", "figures/quick/shop/a.png"}
