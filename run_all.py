@@ -54,6 +54,11 @@ ENV_VARS = {
     "CASSANDRA_LLM_TIMEOUT": "seconds one request to an OpenAI-compatible endpoint may take (default 120)",
     "CASSANDRA_LLM_RETRIES": "retries of a failed request (default 3)",
     "CASSANDRA_LLM_BACKOFF": "first wait between retries in seconds, doubled each time (default 1.0)",
+    "CASSANDRA_LLM_CACHE_DIR": "folder new LLM answers are written to (default <CASSANDRA_OUT>/data/llm_cache); "
+                               "the shipped answers in data/llm_cache/ are read whatever it is",
+    "CASSANDRA_LLM_STAGE_DEADLINE": "seconds an endpoint may go without answering before the stage gives up on "
+                                    "it (default 600)",
+    "CASSANDRA_LLM_MAX_REPLY_BYTES": "largest LLM reply accepted, in bytes (default 16 MiB)",
     "CASSANDRA_LLM_PARENT_PID": "set by the bundle for the local model server (it exits with its parent)",
     "CASSANDRA_SANDBOX": "unconfined: run generated code without the operating-system boundary, held back by "
                          "the static check only (not recommended; for machines where the boundary cannot start)",
@@ -668,7 +673,7 @@ def list_stages(stages, chosen, args, state, out_root) -> int:
 
 
 def run(stages, chosen, args, llm_name, out_root, run_dir, state_path, plain) -> int:
-    from cassandra_wm.llm import parse_llm_spec
+    from cassandra_wm.llm import LLMError, check_endpoint, parse_llm_spec
 
     for tmp in run_dir.glob(f".{state_path.name}.*.tmp"):  # left by a run killed mid-write (we hold the lock)
         tmp.unlink(missing_ok=True)
@@ -707,6 +712,18 @@ def run(stages, chosen, args, llm_name, out_root, run_dir, state_path, plain) ->
                     print(f"\nerror: could not start the local LLM server for {name}: {e}", file=sys.stderr)
                     status = 1
                     break
+                # Check the endpoint once, before the first LLM stage: what it reports being, and whether
+                # it supports what the LLM stages of this run need (JSON output, log-probabilities, context).
+                llm_stages = [s["name"] for s in plan if s.get("uses_llm")]
+                try:
+                    report = check_endpoint(args.llm, stages=llm_stages).require(llm_stages)
+                except LLMError as e:
+                    summary.append({"stage": name, "status": "FAILED", "seconds": 0.0})
+                    print(f"\nerror: {e}", file=sys.stderr)
+                    status = 2
+                    break
+                print(report, flush=True)
+                llm_name = report.label
             # The record goes first: from here until the new one is written the stage counts as not done.
             state.pop(name, None)
             save_state(state_path, state)
