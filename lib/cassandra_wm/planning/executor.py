@@ -29,6 +29,7 @@ from __future__ import annotations
 import multiprocessing as mp
 import os
 import re
+import sys
 import traceback
 from collections import deque
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
@@ -58,12 +59,12 @@ class EpisodeTask:
 
 
 def _single_thread() -> None:
+    """One thread per worker: episodes are the unit of parallelism.  Torch is only touched when
+    something already imported it (a task with a network), so agents without one start fast."""
     os.environ.setdefault("OMP_NUM_THREADS", "1")
-    try:
-        import torch
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.get_num_threads() != 1:
         torch.set_num_threads(1)
-    except Exception:  # noqa: BLE001 - torch is optional for agents without a network
-        pass
 
 
 def run_episode(task: EpisodeTask) -> dict:
