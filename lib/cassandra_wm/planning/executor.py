@@ -150,7 +150,9 @@ class LocalExecutor:
                     except BrokenProcessPool:
                         deaths[i] = deaths.get(i, 0) + 1
                         if deaths[i] > self.retries:  # died alone 1 + retries times
-                            failures[i] = f"the worker process died {deaths[i]} times playing this episode"
+                            failures[i] = (f"the worker process died {deaths[i]} times playing this episode (if every "
+                                           "episode fails so, check that the script starting the local executor "
+                                           "keeps its code under `if __name__ == '__main__':`)")
                         else:
                             suspects.append(i)
                     except Exception as e:  # noqa: BLE001

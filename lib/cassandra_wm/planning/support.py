@@ -73,12 +73,14 @@ class DataSupport:
     # -- building ------------------------------------------------------------------
     @classmethod
     def from_transitions(cls, spec: EnvSpec, transitions: Sequence[dict], margin: float = 0.02,
-                         accumulators: Sequence[str] | None = None, min_count: int = 5) -> "DataSupport":
+                         accumulators: Sequence[str] | None = None, min_count: int = 5,
+                         ignore_args: Sequence[str] = ()) -> "DataSupport":
         """The support of ``transitions`` (records with ``state``, ``action``, ``valid``, ``next_state``).
 
         ``accumulators`` default to the spec's reward variable; ``min_count`` is how many valid plays an
-        action needs to count as seen.  Only the training split should be passed: that is what the
-        networks were fitted on.
+        action needs to count as seen; ``ignore_args`` lists ``"action.argument"`` keys whose range is not
+        checked (e.g. tile coordinates, when planning on layouts the data never saw).  Only the training
+        split should be passed: that is what the networks were fitted on.
         """
         recs = list(transitions)
         if not recs:
@@ -125,7 +127,7 @@ class DataSupport:
             actions[a["name"]] += 1
             for k, x in (a.get("args") or {}).items():
                 fx = _num(x)
-                if math.isfinite(fx):
+                if math.isfinite(fx) and f"{a['name']}.{k}" not in ignore_args:
                     arg_vals.setdefault(f"{a['name']}.{k}", []).append(fx)
         args = {}
         for key, xs in arg_vals.items():
