@@ -228,7 +228,7 @@ def play_agents(env_name: str, roster: Sequence[Any], seeds: Sequence[int], days
     finished); the records of the others are returned either way.
     """
     from ..envs.registry import make_env
-    from .executor import EpisodeTask, make_executor
+    from .executor import EXECUTORS, EpisodeTask, make_executor
     if not roster:
         raise ValueError("no agents to play")
     if on_failure not in ("warn", "raise"):
@@ -271,6 +271,10 @@ def play_agents(env_name: str, roster: Sequence[Any], seeds: Sequence[int], days
             tasks.append(EpisodeTask(spec, env_name, s, run, days, dict(env_kwargs or {}), net, sup, top, keep_states,
                                      {"settings_key": key, "settings": agent_settings(spec, net, sup)}))
     own = not hasattr(executor, "run")
+    if own and (executor or "local") not in EXECUTORS:
+        raise ValueError(f"unknown executor {executor!r}; choose one of {EXECUTORS}")
+    if not tasks:
+        return _sorted(out, roster)
     ex = make_executor(executor or "local") if own else executor
     bar = None
     if progress and tasks:
@@ -286,7 +290,7 @@ def play_agents(env_name: str, roster: Sequence[Any], seeds: Sequence[int], days
             bar.update(1)
 
     try:
-        failed = ex.run(tasks, finished) if tasks else {}
+        failed = ex.run(tasks, finished)
     finally:
         if bar is not None:
             bar.close()
@@ -301,9 +305,12 @@ def play_agents(env_name: str, roster: Sequence[Any], seeds: Sequence[int], days
         if on_failure == "raise":
             raise EpisodeFailures(failures)
         warnings.warn(str(EpisodeFailures(failures)), RuntimeWarning, stacklevel=2)
+    return _sorted(out, roster)
+
+
+def _sorted(records: list[dict], roster: Sequence[Any]) -> list[dict]:
     order = {(s.label, s.fit_seed): i for i, s in enumerate(roster)}
-    out.sort(key=lambda r: (order.get((r["agent"], r.get("fit_seed")), 10 ** 6), r["run"]))
-    return out
+    return sorted(records, key=lambda r: (order.get((r["agent"], r.get("fit_seed")), 10 ** 6), r["run"]))
 
 
 __all__ = ["heldout_seeds", "agent_seed", "play_episode", "play_agents", "settings_key", "agent_settings",
