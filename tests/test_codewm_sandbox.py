@@ -193,3 +193,125 @@ def test_spec_rules_out_unknown_actions_and_optionally_bad_arguments():
                                            (STATE, {"name": "set_price", "args": {"price": "lots"}})])
     assert unknown.valid and not bad_arg.valid and "must be a number" in bad_arg.feedback[0]
     assert bad_arg.det == {"price": 3.0, "day": 5, "log": []}
+
+
+def test_static_check_closes_name_gadgets_but_keeps_ordinary_code():
+    bad = {
+        "attribute store": "import math\ndef f(state):\n    math.floor = abs\n    return []\n",
+        "attribute delete": "import math\ndef f(state):\n    del math.pi\n    return []\n",
+        "format on a variable": 'def f(state):\n    t = "{0}"\n    return t.format(1)\n',
+        "format reading an attribute": 'def f(state):\n    return "{0.real}".format(1)\n',
+        "format in a nested spec": 'def f(state):\n    return "{0:{1.real}}".format(1, 2)\n',
+        "class pattern keyword": "def f(state):\n    match 1:\n        case int(__class__=c):\n            return c\n",
+        "name not exposed": "from typing import get_type_hints\ndef f(state):\n    return []\n",
+        "frame attribute": "def f(state):\n    return (x for x in []).gi_frame\n",
+        "closure cell": "def f(state):\n    return f.cell_contents\n",
+    }
+    for why, src in bad.items():
+        with pytest.raises(PolicyError):
+            check_source(src, "f", "dynamic")
+            pytest.fail(f"accepted: {why}")
+    ok = ('import math, json\nfrom typing import Dict, List\nfrom collections import Counter\n'
+          'def f(state):\n    msg = "{:.2f} and {0[0]}".format(2.5, [1])\n    x = f"{state!r:>10}"\n'
+          '    match state:\n        case {"day": int(d)}:\n            pass\n'
+          '    return [{"op": "replace", "path": "/day", "value": len(msg + x) + math.floor(1.5)}]\n')
+    check_source(ok, "f", "dynamic")
+
+
+def test_isolation_is_required_unless_explicitly_waived(monkeypatch):
+    from cassandra_wm.codewm.sandbox import SandboxError
+    sb = Sandbox(SPEC)
+    monkeypatch.delenv("CASSANDRA_SANDBOX", raising=False)
+    with pytest.raises(SandboxError, match="cannot confine"):
+        sb._check_isolation({"ready": True, "seccomp": False, "open_denied": False, "uid": 1000, "why": "no seccomp"})
+    if os.geteuid() == 0:
+        with pytest.raises(SandboxError, match="root"):
+            sb._check_isolation({"ready": True, "seccomp": True, "open_denied": True, "uid": 0})
+    monkeypatch.setenv("CASSANDRA_SANDBOX", "unconfined")
+    sb._check_isolation({"ready": True, "seccomp": False, "open_denied": False, "uid": 1000})
+    assert sb.isolation["confined"] is False
+    sb.close()
+
+
+def test_workers_die_with_a_killed_host():
+    """kill -9 of the process that owns a sandbox: its zygote and a worker stuck in C code go too."""
+    import json
+    import signal
+    import subprocess
+    import sys
+    code = (
+        "import json, sys\n"
+        "sys.path.insert(0, %r)\n"
+        "from test_codewm_sandbox import SPEC, STATE, WAIT, phi\n"
+        "from cassandra_wm.codewm.sandbox import Sandbox\n"
+        "sb = Sandbox(SPEC, call_timeout=60, hang_slack=60).start()\n"
+        "print(json.dumps([sb._zygote.proc.pid, sb._spare.pid]), flush=True)\n"
+        "hang = 'def f(state):\\n    return [{\"op\": \"replace\", \"path\": \"/day\", \"value\": sum(range(10 ** 13))}]\\n'\n"
+        "sb.evaluate(phi(('dynamic', None, hang)), [(STATE, WAIT)])\n") % os.path.dirname(__file__)
+    host = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    try:
+        pids = json.loads(host.stdout.readline())
+        time.sleep(1.0)  # the worker is now inside sum()
+        assert all(os.path.exists(f"/proc/{p}") for p in pids)
+        host.send_signal(signal.SIGKILL)
+        host.wait(10)
+
+        def gone(pid):
+            try:
+                with open(f"/proc/{pid}/stat") as f:
+                    return f.read().rsplit(")", 1)[1].split()[0] == "Z"
+            except OSError:
+                return True
+        deadline = time.monotonic() + 10
+        while not all(gone(p) for p in pids) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert all(gone(p) for p in pids), "sandbox processes outlived their host"
+    finally:
+        host.kill()
+        host.wait(10)
+
+
+def test_an_interrupted_request_leaves_no_stale_replies(sandbox):
+    """Ctrl-C while replies stream in: the next call must not read the old request's replies."""
+    m = phi(("dynamic", None, TICK))
+    items = [({"money": 1, "shop": {"price": 2}, "day": i, "log": []}, WAIT) for i in range(300)]
+    from cassandra_wm.codewm import sandbox as sbmod
+    orig = sbmod.FrameReader.read
+    calls = {"n": 0}
+
+    def interrupt_after_10(self, deadline):
+        calls["n"] += 1
+        if calls["n"] == 10:
+            raise KeyboardInterrupt
+        return orig(self, deadline)
+    sbmod.FrameReader.read = interrupt_after_10
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            sandbox.evaluate(m, items)
+    finally:
+        sbmod.FrameReader.read = orig
+    res = sandbox.evaluate(m, items[:5])
+    assert [r.det["day"] for r in res] == [1, 2, 3, 4, 5] and not any(r.errors for r in res)
+
+
+def test_batch_reply_budget_caps_host_memory():
+    big = 'def f(state):\n    return [{"op": "replace", "path": "/log", "value": "x" * 300000}]\n'
+    with Sandbox(SPEC, max_reply_bytes=400_000, max_batch_bytes=1_000_000) as sb:
+        res = sb.evaluate(phi(("dynamic", None, big)), [(STATE, WAIT)] * 6)
+    assert [len(r.det["log"]) for r in res[:3]] == [300000] * 3 and not any(r.errors for r in res[:3])
+    assert all(r.errors and "max_batch_bytes" in r.errors[0][1] and r.det["log"] == [] for r in res[3:])
+
+
+def test_states_must_be_plain_finite_json(sandbox):
+    with pytest.raises(ValueError, match="transition 1"):
+        sandbox.evaluate(phi(("dynamic", None, TICK)), [(STATE, WAIT), ({**STATE, "money": float("nan")}, WAIT)])
+
+
+def test_start_with_a_model_prepares_its_worker(sandbox):
+    m = phi(("dynamic", None, TICK + "# prepared\n"))
+    sandbox.start(m)
+    forks = sandbox.forks
+    r, = sandbox.evaluate(m, [(STATE, WAIT)])
+    assert r.det["day"] == 5 and sandbox.forks == forks
+    r, = sandbox.evaluate(phi(("dynamic", None, TICK + "# another\n")), [(STATE, WAIT)])
+    assert r.det["day"] == 5 and sandbox.forks > forks  # a new candidate: a new worker

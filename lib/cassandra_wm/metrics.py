@@ -53,10 +53,18 @@ def f1_score(y_true: Sequence, y_pred: Sequence, positive: Any = True) -> float:
     return 2 * c["tp"] / denom if denom else 0.0
 
 
+_FLOAT_MAX = 1.7976931348623157e308
+
+
 def is_number(x: Any) -> bool:
-    if isinstance(x, bool) or not isinstance(x, (int, float, np.integer, np.floating)):
+    """A finite real number that converts to float (never raises: ``10**400`` is not one)."""
+    if isinstance(x, (bool, np.bool_)):
         return False
-    return math.isfinite(float(x))
+    if isinstance(x, (int, np.integer)):
+        return -_FLOAT_MAX <= x <= _FLOAT_MAX  # exact comparison, no conversion
+    if isinstance(x, (float, np.floating)):
+        return math.isfinite(x)
+    return False
 
 
 def categorical_accuracy(y_true: Sequence, y_pred: Sequence) -> float:
@@ -89,9 +97,14 @@ def minmax_rmse(y_true: Sequence, y_pred: Sequence, low: float | None = None, hi
     pairs = [(float(t), float(p)) for t, p in zip(y_true, y_pred) if is_number(t) and is_number(p)]
     if not pairs:
         return float("nan")
-    t = (np.array([a for a, _ in pairs]) - lo) / width
-    p = (np.array([b for _, b in pairs]) - lo) / width
-    return float(np.sqrt(np.mean((t - p) ** 2)))
+    with np.errstate(over="ignore", invalid="ignore"):
+        t = (np.array([a for a, _ in pairs]) - lo) / width
+        p = (np.array([b for _, b in pairs]) - lo) / width
+        d = np.abs(t - p)
+        big = float(np.max(d))
+        if big == 0.0 or not math.isfinite(big):
+            return big  # 0, or inf when a scaled error is beyond float range
+        return float(big * np.sqrt(np.mean((d / big) ** 2)))  # scaled: no overflow in the squares
 
 
 def invalid_rate(values: Sequence, is_valid: Callable[[Any], bool]) -> float:

@@ -69,19 +69,40 @@ def true_det(spec: EnvSpec, state: dict) -> dict[str, Any]:
     return out
 
 
-def values_equal(a: Any, b: Any, tol: float = 1e-6) -> bool:
-    """Equality with a small tolerance for numbers (bools compare exactly), recursive for JSON data."""
+def numbers_close(a: int | float, b: int | float, tol: float = 1e-6) -> bool:
+    """``|a - b| <= max(tol, 1e-9 * max(|a|, |b|))`` without overflow (ints of any size, NaN, inf)."""
+    if isinstance(a, int) and isinstance(b, int):  # exact integer arithmetic
+        diff = abs(a - b)
+        return diff <= tol or diff * 10**9 <= max(abs(a), abs(b))
+    try:
+        fa, fb = float(a), float(b)
+    except OverflowError:  # an int beyond float range is close to no float
+        return False
+    if math.isnan(fa) or math.isnan(fb):
+        return False
+    return math.isclose(fa, fb, rel_tol=1e-9, abs_tol=tol)
+
+
+def values_equal(a: Any, b: Any, tol: float = 1e-6, _depth: int = 0) -> bool:
+    """Equality with a small tolerance for numbers (bools compare exactly), recursive for JSON data.
+
+    Never raises: numbers of any size compare without overflow, and data nested deeper than 100
+    levels counts as unequal.
+    """
+    if _depth > 100:
+        return False
     if isinstance(a, bool) or isinstance(b, bool):
         return a is b if isinstance(a, bool) and isinstance(b, bool) else False
     if isinstance(a, (int, float)) and isinstance(b, (int, float)):
-        if isinstance(a, float) and math.isnan(a) or isinstance(b, float) and math.isnan(b):
-            return False
-        return math.isclose(a, b, rel_tol=1e-9, abs_tol=tol)
+        return numbers_close(a, b, tol)
     if isinstance(a, dict) and isinstance(b, dict):
-        return a.keys() == b.keys() and all(values_equal(a[k], b[k], tol) for k in a)
+        return a.keys() == b.keys() and all(values_equal(a[k], b[k], tol, _depth + 1) for k in a)
     if isinstance(a, list) and isinstance(b, list):
-        return len(a) == len(b) and all(values_equal(x, y, tol) for x, y in zip(a, b))
-    return a == b
+        return len(a) == len(b) and all(values_equal(x, y, tol, _depth + 1) for x, y in zip(a, b))
+    try:
+        return bool(a == b)
+    except Exception:
+        return False
 
 
 def wrong_variables(spec: EnvSpec, result: ExecResult, tr: Transition) -> list[str]:
@@ -120,4 +141,4 @@ def culprit_functions(model, result: ExecResult, tr: Transition, etype: str) -> 
 
 
 __all__ = ["E_EXEC", "E_PF", "E_PS", "E_OD", "ERROR_TYPES", "ERROR_MEANING", "Transition", "true_det",
-           "values_equal", "wrong_variables", "error_type", "culprit_functions"]
+           "values_equal", "numbers_close", "wrong_variables", "error_type", "culprit_functions"]

@@ -212,7 +212,8 @@ class Environment(abc.ABC):
 
 # -- JSON pointer helpers ------------------------------------------------
 
-def _tokens(pointer: str) -> list[str]:
+def pointer_tokens(pointer: str) -> list[str]:
+    """The unescaped reference tokens of a JSON pointer (RFC 6901): ``"/a~1b/0"`` -> ``["a/b", "0"]``."""
     if pointer in ("", "/"):
         return []
     if not pointer.startswith("/"):
@@ -222,7 +223,7 @@ def _tokens(pointer: str) -> list[str]:
 
 def get_path(state: Any, pointer: str) -> Any:
     cur = state
-    for tok in _tokens(pointer):
+    for tok in pointer_tokens(pointer):
         if isinstance(cur, list):
             cur = cur[int(tok)]
         else:
@@ -231,7 +232,7 @@ def get_path(state: Any, pointer: str) -> Any:
 
 
 def set_path(state: Any, pointer: str, value: Any) -> None:
-    toks = _tokens(pointer)
+    toks = pointer_tokens(pointer)
     if not toks:
         raise ValueError("cannot set the root")
     cur = state
@@ -345,6 +346,6 @@ def copy_state(state: dict) -> dict:
 
 __all__ = [
     "VariableSpec", "ArgSpec", "ActionSpec", "EnvSpec", "Environment",
-    "get_path", "set_path", "variable_values", "make_action", "format_action",
+    "get_path", "set_path", "pointer_tokens", "variable_values", "make_action", "format_action",
     "parse_action", "coerce_action", "check_args", "ActionParseError", "copy_state",
 ]

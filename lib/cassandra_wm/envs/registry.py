@@ -26,7 +26,7 @@ import inspect
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-BUILTIN = ("coffee_shop", "theme_park")
+BUILTIN = ("coffee_shop", "theme_park", "maps")
 
 _KITS: dict[str, "EnvKit"] = {}
 

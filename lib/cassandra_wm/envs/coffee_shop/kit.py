@@ -7,7 +7,7 @@ KIT = EnvKit(
     env=".sim:CoffeeShopEnv",
     agents=".agents:AGENTS",
     proposer=".proposer:CoffeeShopProposer",
-    views=None,
+    views=".views",
     defaults={
         "anneal_steps": 100,  # the paper's simulated-annealing steps for the coffee shop
         # The planners' defaults (MCTSConfig.for_env / MPCConfig.for_env).  An upgrade is paid at once and

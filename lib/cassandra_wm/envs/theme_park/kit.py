@@ -7,7 +7,7 @@ KIT = EnvKit(
     env=".env:ThemeParkEnv",
     agents=".agents:AGENTS",
     proposer=".proposer:ThemeParkProposer",
-    views=None,
+    views=".views",
     defaults={"anneal_steps": 200},  # the paper's simulated-annealing steps for the theme park
-    description="Mini Amusement Parks rules in Python, easy mode",
+    description="the Mini Amusement Parks game's rules, action text and observation JSON in Python, easy mode",
 )

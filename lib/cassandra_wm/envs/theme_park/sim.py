@@ -1,1049 +1,1093 @@
-"""The day engine: 500 ticks of agent-based guests, rides, shops and staff.
+"""The day engine: the Mini Amusement Parks rules, tick by tick, with guests as numpy arrays.
 
-:func:`simulate_day` takes the JSON state on a morning (after the day's action has been applied)
-and a numpy random generator, runs the day and returns the next morning's state.  It reads
-nothing but the state, so planners can use it (through :func:`transition`) as an oracle from
-any state.  Guests live only within a day: the park opens empty and closes with everyone
-leaving; dirt, broken rides, repair progress, staff positions and the rating carry over, and
-all of them are in the state.
+:func:`simulate_day` takes the state on a morning (after the day's action) and a numpy generator
+and returns the next morning's state; :func:`transition` applies an action first.  They read
+nothing but the state, so planners may use them as an oracle from any state.
 
-How it stays fast (numpy, one core):
-
-* guests are arrays (position, goal, money in cents, energy, hunger, thirst, happiness, ...);
-* walking is event-driven: when a guest picks a target, the whole walk is planned at once
-  over precomputed shortest routes on the path graph (one BFS per path tile, cached per
-  layout), including where the guest will stop if an attraction on the way tempts them; the
-  guest then needs no work until the tick the walk ends;
-* hunger and thirst grow linearly, so they are stored as offsets from a common clock
-  (value at tick t = base + rate * t); happiness penalties, litter and patience are applied
-  every ``update_every`` ticks, using the position on the route at that tick;
-* ride departures and finishes are events scheduled by tick; staff act when they are free.
-
-Every number not in the published rules is in ``params.CHOICES`` and ``DESIGN_NOTES.md``.
+The rules are the public game's (``DESIGN_NOTES.md`` lists them); the order of events within a
+tick is the game's: new guests arrive, every guest acts, updates their needs and may litter, the
+rides operate, the staff work.  Guests are processed together (numpy over all guests in the park)
+but in the game's order wherever order matters (ride queues fill in arrival order, a shop that
+runs out of stock turns away the guests after the one who emptied it).
 """
 from __future__ import annotations
 
 import math
 from collections import deque
-from functools import lru_cache
 from typing import Any
 
 import numpy as np
 
 from .actions import apply_action
-from .params import ATM_MIN_WITHDRAWAL, BILLBOARD_ATM_MONEY, CHOICES, GRID_SIZE, SHOPS, TICKS_PER_DAY
-from .state import LEAVE_REASONS, cents, copy_park_state, dollars, refresh_totals
+from .params import COLOURS, GRID_SIZE, RIDE_TYPES, SHOP_TYPES, TICKS_PER_DAY, Params, get_params
+from .state import EXIT_REASONS, asset_value, copy_park_state, park_excitement, r2, refresh
 
 N = GRID_SIZE
-NT = N * N           # tiles; index = y * N + x
-SENTINEL = NT        # an extra, always-clean tile used to pad index tables
-FAR = 10_000
-
-# guest status; DECIDE means "picks a new target at the end of this tick" and never outlives a tick;
-# SHOP: being served at a shop for shop_time ticks
-FREE, WALK, QUEUE, LEAVE, RIDE, DECIDE, SHOP = 0, 1, 2, 3, 4, 6, 8
-_LEAVE_CODE = {r: i for i, r in enumerate(LEAVE_REASONS)}
-_NEIGHBOURS = ((0, -1), (1, 0), (0, 1), (-1, 0))
-# attraction kind codes
-K_RIDE, K_DRINK, K_FOOD, K_SOUVENIR, K_INFO, K_ATM, K_BILLBOARD = range(7)
-_SPECIALTY_CODE = {"yellow": K_SOUVENIR, "blue": K_INFO, "green": K_ATM, "red": K_BILLBOARD}
+NT = N * N                      # tile index = x * N + y
+MOVES = ((0, 1), (1, 0), (0, -1), (-1, 0))   # the game's move order (dx, dy)
+# tile kinds
+EMPTY, PATH, WATER, ENTRANCE, EXIT, RIDE, SHOP = range(7)
+# shop subtypes as codes
+FOOD, DRINK, SPECIALTY = 0, 1, 2
+_SUB_CODE = {"food": FOOD, "drink": DRINK, "specialty": SPECIALTY}
+R_CODE = {r: i for i, r in enumerate(EXIT_REASONS)}
 
 
-# -- the path graph (fixed per layout) -------------------------------------------
+def _nz(mask: np.ndarray) -> np.ndarray:
+    return mask.nonzero()[0]
+_TARGET_TYPE_REASON = {"attractions": R_CODE["Too few unique attractions"], "rides": R_CODE["Too few unique rides"],
+                       "food shops": R_CODE["Too few unique food shops"],
+                       "drink shops": R_CODE["Too few unique drink shops"]}
 
-class PathGraph:
-    """Shortest routes between path tiles (one BFS per path tile).
 
-    ``dist[goal, tile]`` is the number of steps, ``next[goal, tile]`` the next tile toward the
-    goal, and ``route[pidx[goal], pidx[start], k]`` the tile reached after k steps.
+# -- routes (fixed per layout) ------------------------------------------------------
+
+class Routes:
+    """Next step and distance between tiles, built as the game builds its routing table.
+
+    ``dist[src, dst]`` is the number of steps (-1: no route) and ``step[src, dst]`` the next tile;
+    routes go along paths (entrance and exit included); an attraction or empty tile next to a path
+    is entered or left from a neighbouring path tile, never from another attraction.
     """
 
-    def __init__(self, paths: tuple, entrance: tuple, exit_: tuple):
-        is_path = np.zeros(NT + 1, dtype=bool)
-        tiles = sorted({y * N + x for x, y in paths})
-        is_path[tiles] = True
-        self.is_path = is_path
-        self.path_tiles = np.array(tiles, dtype=np.int64)
-        self.pidx = np.full(NT + 1, -1, dtype=np.int64)
-        self.pidx[self.path_tiles] = np.arange(len(tiles))
-        self.entrance = entrance[1] * N + entrance[0]
-        self.exit = exit_[1] * N + exit_[0]
-        nbrs: dict[int, list[int]] = {}
-        for t in tiles:
-            x, y = t % N, t // N
-            nbrs[t] = [(y + dy) * N + x + dx for dx, dy in _NEIGHBOURS
-                       if 0 <= x + dx < N and 0 <= y + dy < N and is_path[(y + dy) * N + x + dx]]
-        dist = np.full((NT + 1, NT + 1), FAR, dtype=np.int64)
-        nxt = np.tile(np.arange(NT + 1, dtype=np.int64), (NT + 1, 1))  # off-path tiles stay put
-        for g in tiles:
-            d = dist[g]
-            d[g] = 0
-            q = deque([g])
-            while q:
-                u = q.popleft()
-                for v in nbrs[u]:
-                    if d[v] == FAR:
-                        d[v] = d[u] + 1
-                        nxt[g, v] = u  # from v, step to u to get closer to g
-                        q.append(v)
-        self.dist = dist
-        self.next = nxt
-        self.nbrs = nbrs
-        pt = self.path_tiles
-        finite = dist[np.ix_(pt, pt)]
-        length = int(finite[finite < FAR].max()) + 1 if len(pt) else 1
-        route = np.empty((len(pt), len(pt), length), dtype=np.int32)
-        route[:, :, 0] = pt[None, :]
-        for k in range(1, length):
-            route[:, :, k] = nxt[pt[:, None], route[:, :, k - 1]]
-        self.route = route
+    def __init__(self, paths: frozenset, entrance: tuple, exit_: tuple):
+        walk = np.zeros(NT, bool)
+        path = np.zeros(NT, bool)
+        for (x, y) in paths:
+            walk[x * N + y] = path[x * N + y] = True
+        for (x, y) in (entrance, exit_):
+            walk[x * N + y] = True
+        adj_path = np.zeros(NT, bool)
+        nbrs = [[] for _ in range(NT)]
+        for x in range(N):
+            for y in range(N):
+                t = x * N + y
+                for dx, dy in MOVES:
+                    a, b = x + dx, y + dy
+                    if 0 <= a < N and 0 <= b < N:
+                        nbrs[t].append(a * N + b)
+                adj_path[t] = any(path[u] for u in nbrs[t])
+        self.walkable, self.adj_path, self.nbrs = walk, adj_path, nbrs
+        self.dist = np.full((NT, NT), -1, np.int16)
+        self.step = np.full((NT, NT), -1, np.int16)
+        ex = exit_[0] * N + exit_[1]
+        order = [ex] + [t for t in range(NT) if t != ex]
+        for dest in order:
+            if not (walk[dest] or adj_path[dest]):
+                continue
+            if dest != ex and self.dist[dest, ex] < 0:
+                continue
+            self._bfs(dest, path[dest])
+
+    def _bfs(self, dest: int, dest_is_path: bool) -> None:
+        walk, adj = self.walkable, self.adj_path
+        dist, step = self.dist, self.step
+        seen = {dest}
+        dist[dest, dest], step[dest, dest] = 0, dest
+        queue = deque([(dest, 0)])
+        while queue:
+            node, d = queue.popleft()
+            for nb in self.nbrs[node]:
+                if nb in seen:
+                    continue
+                w = walk[nb]
+                if w:
+                    queue.append((nb, d + 1))
+                if (adj[nb] or w) and (node != dest or dest_is_path or w):
+                    seen.add(nb)
+                    dist[nb, dest], step[nb, dest] = d + 1, node
 
 
-@lru_cache(maxsize=32)
-def _graph_cached(paths: tuple, entrance: tuple, exit_: tuple) -> PathGraph:
-    return PathGraph(paths, entrance, exit_)
+_ROUTES: dict = {}
 
 
-def path_graph(state: dict) -> PathGraph:
-    """The (cached) path graph of a state's layout."""
-    return _graph_cached(tuple(tuple(p) for p in state["paths"]), tuple(state["entrance"]),
-                         tuple(state["exit"]))
+def routes_for(state: dict) -> Routes:
+    key = (frozenset((t["x"], t["y"]) for t in state["paths"]), tuple(state["entrance"]), tuple(state["exit"]))
+    r = _ROUTES.get(key)
+    if r is None:
+        if len(_ROUTES) > 32:
+            _ROUTES.clear()
+        r = _ROUTES[key] = Routes(*key)
+    return r
 
 
-# -- tables that depend on what is built (cached: many days share one park) --------------
+# -- the park rating (computed each morning, before the guests come) ----------------------
 
-class ParkTables:
-    """Per-park look-up tables: attraction adjacency, nearness and pass-by candidates."""
-
-    def __init__(self, g: PathGraph, att_tile: np.ndarray, access: np.ndarray, near_scale: float):
-        A = len(att_tile)
-        # which attractions touch each path tile; which attraction tiles a janitor there cleans
-        adj = np.full((NT + 1, 4), -1, dtype=np.int64)
-        adj_tiles = np.full((NT + 1, 4), SENTINEL, dtype=np.int64)
-        fill = np.zeros(NT + 1, dtype=np.int64)
-        for i in range(A):
-            t = int(att_tile[i])
-            x, y = t % N, t // N
-            for dx, dy in _NEIGHBOURS:
-                if 0 <= x + dx < N and 0 <= y + dy < N:
-                    p = (y + dy) * N + x + dx
-                    if g.is_path[p]:
-                        adj[p, fill[p]] = i
-                        adj_tiles[p, fill[p]] = t
-                        fill[p] += 1
-        self.adj_tiles = adj_tiles
-        # nearness of every attraction from every tile; an extra zero column stands for "none"
-        near = np.zeros((NT + 1, A + 1))
-        if A:
-            near[:, :A] = np.exp(-g.dist[access].T.astype(np.float64) / near_scale)
-        self.near = near
-        # walks only ever head for an attraction's access tile or the exit
-        goals = np.unique(np.append(access, g.exit))
-        self.goal_row = np.full(NT + 1, -1, dtype=np.int64)
-        self.goal_row[goals] = np.arange(goals.size)
-        self.route = g.route[g.pidx[goals]]                       # (goals, starts, steps)
-        # attractions touching each route, in walking order: (goals, starts, M) with step numbers
-        U, P, L = self.route.shape
-        cand = adj[self.route].reshape(U, P, L * 4)               # attraction or -1
-        step = np.repeat(np.arange(L), 4)[None, None, :]
-        d = g.dist[goals[:, None], g.path_tiles[None, :]]          # only tiles strictly between start and goal
-        ok = (cand >= 0) & (step >= 1) & (step < d[:, :, None])
-        m = max(int(ok.sum(axis=2).max()), 1) if A else 1
-        order = np.argsort(~ok, axis=2, kind="stable")[:, :, :m]
-        self.pass_att = np.where(np.take_along_axis(ok, order, 2), np.take_along_axis(cand, order, 2), A)
-        self.pass_step = np.where(self.pass_att < A, np.take_along_axis(np.broadcast_to(step, cand.shape), order, 2),
-                                  FAR)
-        self.pass_count = ok.sum(axis=2)                          # how many there are on each route
+def park_rating(state: dict, p: Params, clean: np.ndarray) -> tuple[float, float]:
+    """(rating, excitement term) from yesterday's happiness and uptimes and today's rides and dirt."""
+    rules = p.rules
+    rides, shops = state["rides"]["ride_list"], state["shops"]["shop_list"]
+    exc = park_excitement(rides, rules)
+    pen = 0.0
+    for u in [r.get("unnorm_uptime", 0.0) / TICKS_PER_DAY for r in rides] + [_shop_uptime(s) for s in shops]:
+        pen += 4 if u < 0.25 else 2 if u < 0.5 else 1 if u < 0.75 else 0.1 if u < 0.9 else 0
+    intensity = (sum(r["intensity"] for r in rides) / len(rides)) if rides else 1.0
+    c = clean
+    cpen = 8 * np.sum(c < 0.2) + 4 * np.sum((c >= 0.2) & (c < 0.4)) + 2 * np.sum((c >= 0.4) & (c < 0.6)) \
+        + np.sum((c >= 0.6) & (c < 0.8))
+    rating = (rules["rating_base"] + state["hidden"]["prev_guest_happiness"] * rules["rating_happiness"] + exc
+              - min(rules["rating_clean_max"], float(cpen)) - min(rules["rating_uptime_max"], pen)
+              - abs(5 - intensity) * rules["rating_intensity"])
+    return float(min(rules["rating_max"], max(rules["rating_min"], rating))), exc
 
 
-@lru_cache(maxsize=16)
-def _tables_cached(graph_key: tuple, att_tiles: tuple, access: tuple, near_scale: float) -> ParkTables:
-    return ParkTables(_graph_cached(*graph_key), np.array(att_tiles, dtype=np.int64),
-                      np.array(access, dtype=np.int64), near_scale)
+def _shop_uptime(s: dict) -> float:
+    att = s.get("services_attempted", 0)
+    return round(s["guests_served"] / att * 100) / 100 if att > 0 else 1.0
 
 
-# -- one day ---------------------------------------------------------------------
+# -- one day -------------------------------------------------------------------------
 
 class _Day:
-    """Working copy of one day, built from the morning state."""
+    """Everything that lives for one day; :meth:`run` plays it and writes the state back."""
 
-    def __init__(self, state: dict, rng: np.random.Generator):
-        c = self.c = CHOICES
-        self.state = state
-        self.rng = rng
-        self.T = TICKS_PER_DAY
-        self.K = int(c["update_every"])
-        self.M = int(c["decision_every"])
-        key = (tuple(tuple(p) for p in state["paths"]), tuple(state["entrance"]), tuple(state["exit"]))
-        g = self.graph = _graph_cached(*key)
-        rides, shops = state["rides"], state["shops"]
-        self.R = R = len(rides)
-        self.A = A = R + len(shops)
-        atts = rides + shops
-        self._attractions(atts, R, A, g)
-        self.tab = _tables_cached(key, tuple(self.att_tile.tolist()), tuple(self.access.tolist()),
-                                  float(c["near_scale"]))
-        self._rides(rides, R)
-        # dirt (1 - cleanliness) on every tile, plus the always-clean sentinel
-        clean = np.asarray(state["cleanliness"], dtype=np.float64).reshape(-1)
-        self.dirt = np.zeros(NT + 1)
-        self.dirt[:NT] = np.clip(1.0 - clean, 0.0, 1.0)
-        self.ride_dirt_max = float(self.dirt[self.att_tile[:R]].max()) if R else 0.0  # refreshed with litter
-        self._staff(state["staff"])
-        self._guests(int(sum(r["capacity"] for r in rides)), A + 1)
-        # day totals
-        self.ride_rev = self.shop_rev = self.ride_ops_cost = 0
-        self.entered = self.turned_away = self.peak = self.happy_exits = 0
-        self.exit_happiness = 0.0
-        self.left = [0] * len(LEAVE_REASONS)
-        self.retarget: list[np.ndarray] = []   # guests who pick a target at the next decision tick
-        self.to_plan: list[np.ndarray] = []    # guests whose walk is planned at the next decision tick
-
-    # -- set-up -----------------------------------------------------------------------
-    def _attractions(self, atts: list, R: int, A: int, g: PathGraph) -> None:
-        c = self.c
-        self.att_tile = np.array([a["y"] * N + a["x"] for a in atts], dtype=np.int64)
-        access = []
-        for a in atts:
-            cands = [(a["y"] + dy) * N + a["x"] + dx for dx, dy in _NEIGHBOURS
-                     if 0 <= a["x"] + dx < N and 0 <= a["y"] + dy < N
-                     and g.is_path[(a["y"] + dy) * N + a["x"] + dx]]
-            # guests enter from the touching path tile closest to the entrance
-            access.append(min(cands, key=lambda t: g.dist[g.entrance, t]) if cands else g.entrance)
-        self.access = np.array(access, dtype=np.int64)
-        self.price = np.array([cents(a["price"]) for a in atts], dtype=np.int64)
-        sub = [a["subtype"] for a in atts]
-        cls = [a["subclass"] for a in atts]
-        # attraction tables carry one extra entry (index A) that stands for "no attraction"
-        self.kind = np.array([K_RIDE if i < R else {"drink": K_DRINK, "food": K_FOOD}.get(sub[i])
-                              or _SPECIALTY_CODE[cls[i]] for i in range(A)] + [-1], dtype=np.int64)
-        self.is_ride = np.zeros(A + 1, dtype=bool)
+    def __init__(self, state: dict, p: Params, rng: np.random.Generator):
+        self.s, self.p, self.rng, self.rules = state, p, rng, p.rules
+        rt = self.rt = routes_for(state)
+        self.money = int(state["money"])
+        self.revenue = int(state["revenue"]) if state["hidden"].get("parse_error") else 0
+        self.expenses = int(state["expenses"]) if state["hidden"].get("parse_error") else 0
+        self.revenue += int(state["hidden"].get("action_refund", 0))
+        self.expenses += int(state["hidden"].get("action_cost", 0))
+        # tiles
+        kind = np.zeros(NT, np.int8)
+        for t in state["paths"]:
+            kind[t["x"] * N + t["y"]] = PATH
+        for t in state["waters"]:
+            kind[t["x"] * N + t["y"]] = WATER
+        ex, ey = state["entrance"]
+        self.entrance = ex * N + ey
+        xx, xy = state["exit"]
+        self.exit = xx * N + xy
+        kind[self.entrance], kind[self.exit] = ENTRANCE, EXIT
+        self.rides = state["rides"]["ride_list"]
+        self.shops = state["shops"]["shop_list"]
+        R, S = len(self.rides), len(self.shops)
+        self.R, self.A = R, R + S
+        self.att_tile = np.array([a["x"] * N + a["y"] for a in self.rides + self.shops], np.int64)
+        for i, t in enumerate(self.att_tile):
+            kind[t] = RIDE if i < R else SHOP
+        self.kind = kind
+        self.clean = np.array(state["hidden"]["cleanliness"], float).reshape(NT)
+        self.tile_att = np.full(NT, -1, np.int64)
+        self.tile_att[self.att_tile] = np.arange(self.A)
+        # attraction tables (index A is the exit)
+        A = self.A
+        self.att_sub = np.full(A + 1, -1, np.int64)      # shops: FOOD / DRINK / SPECIALTY; rides: -1
+        self.att_key = np.zeros(A + 1, np.int64)         # visit-count key
+        self.att_price = np.zeros(A + 1)
+        self.att_col = np.zeros(A + 1, np.int64)
+        self.ride_w = np.zeros(A + 1)                    # excitement + capacity / 8 (rides)
+        for i, r in enumerate(self.rides):
+            c = COLOURS.index(r["subclass"])
+            self.att_key[i] = RIDE_TYPES.index(r["subtype"]) * 4 + c
+            self.att_price[i] = r["ticket_price"]
+            self.att_col[i] = c
+            self.ride_w[i] = r["excitement"] + r["capacity"] / 8
+        for j, s in enumerate(self.shops):
+            i = R + j
+            c = COLOURS.index(s["subclass"])
+            self.att_sub[i] = _SUB_CODE[s["subtype"]]
+            self.att_key[i] = 12 + SHOP_TYPES.index(s["subtype"]) * 4 + c
+            self.att_price[i] = s["item_price"]
+            self.att_col[i] = c
+        self.att_key[A] = 24
+        self.is_ride = np.zeros(A + 1, bool)
         self.is_ride[:R] = True
-        eff = {k: np.zeros(A + 1) for k in ("hunger_reduction", "thirst_reduction", "happiness_boost",
-                                             "energy_boost", "caffeinated_steps", "money_withdrawal",
-                                             "thirst_boost", "hunger_boost")}
-        for i in range(R, A):
-            p = SHOPS[sub[i]][cls[i]]
-            for k in eff:
-                eff[k][i] = p.get(k, 0.0)
-        self.eff = eff
-        self.feeds = eff["hunger_reduction"] > 0
-        self.quenches = eff["thirst_reduction"] > 0
-        kind = self.kind
-        # target weights by need (hungry, thirsty, unhappy: code = h + 2 t + 4 u); specialty shops
-        # are never sought out
-        wbase = ((kind >= K_RIDE) & (kind <= K_FOOD)).astype(np.float64)
-        self.tpl = np.array([wbase * (1.0 + c["need_boost"] * ((code & 1) * self.feeds + (code >> 1 & 1) * self.quenches)
-                                      + c["unhappy_ride_boost"] * (code >> 2 & 1) * self.is_ride)
-                             for code in range(8)])
-        # chance to step in when passing by, by guest code (hungry, thirsty, informed, poor)
-        ptab = np.zeros((16, A + 1))
-        for code in range(16):
-            hungry, thirsty, informed, poor = code & 1, code >> 1 & 1, code >> 2 & 1, code >> 3 & 1
-            p = np.zeros(A + 1)
-            p[kind == K_RIDE] = c["pass_ride"]
-            fd = (kind == K_FOOD) | (kind == K_DRINK)
-            keen = (self.feeds & bool(hungry)) | (self.quenches & bool(thirsty))
-            p[fd] = np.where(keen[fd], c["pass_need"], c["pass_shop"])
-            p[kind == K_SOUVENIR] = c["pass_souvenir"]
-            p[kind == K_INFO] = 0.0 if informed else c["pass_info"]
-            p[kind == K_ATM] = c["pass_atm_poor"] if poor else c["pass_atm"]
-            p[kind == K_BILLBOARD] = c["pass_billboard"]
-            ptab[code] = p
-        self.ptab = ptab
-        self.atm = (kind == K_ATM).nonzero()[0]
-        self.att_rev = [0] * (A + 1)          # cents per attraction today
-        self.att_customers = [0] * (A + 1)
-        # which shop effects exist in this park (branches for absent ones are skipped)
-        self.has_special = bool((kind >= K_SOUVENIR).any())
-        self.has_boost = bool((eff["happiness_boost"] > 0).any())
-        self.has_coffee = bool((eff["energy_boost"] > 0).any())
-        self.any_fast = self.has_coffee
-        self.is_special = kind >= K_SOUVENIR
+        self.att_tile_x = np.append(self.att_tile, self.exit)
+        self.is_info = (self.att_sub == SPECIALTY) & (self.att_col == 1)
+        self.is_spec_f = (self.att_sub == SPECIALTY).astype(float)
+        # pass-by: for each tile, its neighbouring destinations (rides, shops, exit) in move order
+        nb = np.full((NT, 4), -1, np.int64)
+        dest_of_tile = self.tile_att.copy()
+        dest_of_tile[self.exit] = A
+        for t in range(NT):
+            if kind[t] != PATH:
+                continue
+            x, y = divmod(t, N)
+            k = 0
+            for dx, dy in MOVES:
+                a, b = x + dx, y + dy
+                if 0 <= a < N and 0 <= b < N and dest_of_tile[a * N + b] >= 0:
+                    nb[t, k] = dest_of_tile[a * N + b]
+                    k += 1
+        self.passby = nb
+        self.pass_chance = np.where(self.att_sub == SPECIALTY, self.rules["pass_by_specialty"],
+                                    self.rules["pass_by_shop"])
+        # ride and shop runtime
+        self.queue = [deque() for _ in range(R)]
+        self.boarded: list[list[int]] = [[] for _ in range(R)]
+        self.phase = [0] * R            # 0 waiting, 1 running, 2 disembarking
+        self.countdown = [-1] * R
+        self.oos = np.zeros(A + 1, bool)
+        for i, r in enumerate(self.rides):
+            self.oos[i] = bool(r["out_of_service"])
+        self.shop_oos = self.oos  # shops share the array (index R..)
+        self.inventory = np.zeros(A + 1, np.int64)
+        self.day_survey = int(state["hidden"].get("survey_pending", 0))
+        self._atm_prev: dict = {}
 
-    def _rides(self, rides: list, R: int) -> None:
-        c = self.c
-        self.cap = [int(r["capacity"]) for r in rides]
-        self.excite = np.array([r["excitement"] for r in rides], dtype=np.float64)
-        self.intens = np.array([r["intensity"] for r in rides], dtype=np.float64)
-        self.done_g: list[int] = []   # riders off since the last decision tick, and their rides
-        self.done_r: list[int] = []
-        self.boarded: list[int] = []  # boarded since the last flush, and their rides
-        self.boarded_r: list[int] = []
-        self.ride_price = [cents(r["price"]) for r in rides]
-        self.op_cost = [cents(r["cost_per_operation"]) for r in rides]
-        self.brate = [float(r["breakdown_rate"]) for r in rides]
-        self.duration = [int(c[f"ride_duration_{r['subtype']}"]) for r in rides]
-        self.broken = np.array([bool(r["broken"]) for r in rides] + [False], dtype=bool)
-        self.progress = [float(r["repair_progress"]) if r["broken"] else 0.0 for r in rides]
-        self.broken_since = [0 if b else -1 for b in self.broken[:R].tolist()]
-        self.broken_ticks = [0] * R
-        self.n_broken = int(self.broken.sum())
-        self.run_end = [-1] * R
-        self.riders: list[list[int]] = [[] for _ in range(R)]
-        self.queue: list[deque] = [deque() for _ in range(R)]
-        self.load_start = [-1] * R
-        self.depart_at = [-1] * R
-        self.finish_sched: dict[int, list[int]] = {}
-        self.depart_sched: dict[int, list[int]] = {}
-        self.wake_sched: dict[int, list[np.ndarray]] = {}   # shop customers done by that decision tick
-        self.ops = [0] * R
-        self.rides_taken = [0] * R
+    # -- guests -------------------------------------------------------------------
+    def _alloc(self, n: int) -> None:
+        self.n = 0
+        f = lambda v=0.0: np.full(n, v, float)  # noqa: E731
+        i = lambda v=0: np.full(n, v, np.int64)  # noqa: E731
+        self.pos, self.tgt, self.prev, self.nxt = i(self.entrance), i(-1), i(-1), i(-1)
+        self.hap, self.hun, self.thi, self.energy = f(), f(), f(), f()
+        self.money_g, self.start_money, self.spent = f(), f(), f()
+        self.waiting = np.zeros(n, bool)
+        self.ride_of = i(-1)
+        self.exited = np.zeros(n, bool)
+        self.hard = np.zeros(n, bool)
+        self.reason = i(0)
+        self.caff, self.n_caff, self.souv, self.atm = f(), f(), f(), f()
+        self.info = np.zeros(n, bool)
+        self.status_info = np.zeros(n, bool)
+        self.steps = i()
+        self.rides_v, self.food_v, self.drink_v, self.spec_v = i(), i(), i(), i()
+        self.visits = np.full((n, 25), np.nan)
+        self.info_any = False
 
-    def _staff(self, staff: list) -> None:
-        self.jan = [i for i, s in enumerate(staff) if s["subtype"] == "janitor"]
-        self.mech = [i for i, s in enumerate(staff) if s["subtype"] == "mechanic"]
-        tile = [s["y"] * N + s["x"] for s in staff]
-        # position, destination, start of the current walk and the tick the staff member is free
-        self.jpos = [tile[i] for i in self.jan]
-        self.jdest = list(self.jpos)
-        self.jstart = [0] * len(self.jan)
-        self.jfree = [0] * len(self.jan)
-        self.j_next = 0                      # the first tick a janitor is free again
-        self.mpos = [tile[i] for i in self.mech]
-        self.mdest = list(self.mpos)
-        self.mstart = [0] * len(self.mech)
-        self.mfree = [0] * len(self.mech)
+    def _add_guests(self, k: int) -> None:
+        a, b = self.n, self.n + k
+        if b > len(self.pos):
+            self._grow(b)
+        rng, r = self.rng, self.rules
+        m = rng.normal(r["guest_money"][0], r["guest_money"][1], k)
+        self.start_money[a:b] = m
+        self.money_g[a:b] = m
+        self.hap[a:b] = np.clip(rng.normal(*r["guest_happiness"], k), 0, 1)
+        self.hun[a:b] = np.clip(rng.normal(*r["guest_hunger"], k), 0, 1)
+        self.thi[a:b] = np.clip(rng.normal(*r["guest_thirst"], k), 0, 1)
+        self.energy[a:b] = np.floor(rng.normal(*r["guest_energy"], k))
+        self.n = b
+        self.inside += k
 
-    def _guests(self, G: int, width: int) -> None:
-        # one slot per unit of park capacity: never more guests inside than the capacity
-        self.G = G
-        self.status = np.zeros(G, dtype=np.int8)
-        i64 = lambda: np.zeros(G, dtype=np.int64)  # noqa: E731
-        self.pos, self.goal, self.rgoal, self.t0, self.steps = i64(), i64(), i64(), i64(), i64()
-        self.trip_end = np.full(G, FAR, dtype=np.int64)   # FAR: not walking
-        self.fast = np.zeros(G, dtype=np.int64)
-        self.tgt = np.full(G, -1, dtype=np.int64)
-        self.stop_att = np.full(G, -1, dtype=np.int64)
-        self.last = np.full(G, -1, dtype=np.int64)
-        self.at_att = np.full(G, -1, dtype=np.int64)
-        self.money = i64()
-        self.qtoken = i64()
-        f64 = lambda: np.zeros(G)  # noqa: E731
-        self.energy, self.hb, self.tb, self.happy, self.pref = f64(), f64(), f64(), f64(), f64()
-        self.patience, self.caff, self.souv, self.atm_uses = f64(), f64(), f64(), f64()
-        self.informed = np.zeros(G, dtype=bool)
-        self.visits = np.zeros((G, width))
-        self.nov = np.ones((G, width))       # novelty 1 / (1 + visits); last column: "none"
-        self.free = list(range(G - 1, -1, -1))
-        self.n_active = 0
-        self.n_caff = 0
-        self.n_informed = 0
+    def _grow(self, need: int) -> None:
+        new = max(need, 2 * len(self.pos))
+        for name in ("pos", "tgt", "prev", "nxt", "hap", "hun", "thi", "energy", "money_g", "start_money", "spent",
+                     "waiting", "ride_of", "exited", "hard", "reason", "caff", "n_caff", "souv", "atm", "info",
+                     "status_info", "steps", "rides_v", "food_v", "drink_v", "spec_v"):
+            old = getattr(self, name)
+            fill = {"pos": self.entrance, "tgt": -1, "prev": -1, "nxt": -1, "ride_of": -1}.get(name, 0)
+            arr = np.full(new, fill, old.dtype)
+            arr[:len(old)] = old
+            setattr(self, name, arr)
+        v = np.full((new, 25), np.nan)
+        v[:len(self.visits)] = self.visits
+        self.visits = v
 
-    # -- arrivals and departures ------------------------------------------------------
-    def draw_guests(self, n: int) -> None:
-        """Draw the attributes of up to ``n`` guests for the day at once (taken in arrival order)."""
-        c, rng = self.c, self.rng
-        u = rng.random((5, n))
-        lo = np.array([c["energy_low"], c["need_low"], c["need_low"], c["happy_low"], c["patience_low"]])
-        hi = np.array([c["energy_high"], c["need_high"], c["need_high"], c["happy_high"], c["patience_high"]])
-        self.pool = lo[:, None] + (hi - lo)[:, None] * u
-        self.pool_money = rng.integers(int(c["money_low"]), int(c["money_high"]) + 1, n) * 100
-        self.pool_pref = np.minimum(np.maximum(rng.normal(c["pref_intensity_mean"], c["pref_intensity_sd"], n), 0), 10)
-        self.pool_next = 0
+    # -- the day --------------------------------------------------------------------
+    def run(self) -> dict:
+        s, p, rules, rng = self.s, self.p, self.rules, self.rng
+        rating, exc = park_rating(s, p, self.clean)
+        self.rating = rating
+        self._stock_shops()
+        for r in self.rides:
+            r.update(revenue_generated=0, operating_cost=0, guests_entertained=0, times_operated=0,
+                     total_guests_queued=0, unnorm_uptime=0.0, total_wait_time=0)
+        for st in s["staff"]["staff_list"]:
+            st["success_metric_value"], st["operating_cost"] = 0.0, 0
+        cap = sum(r["capacity"] for r in self.rides)
+        max_inside = math.floor(cap * rules["park_capacity_factor"])
+        per_arrival = cap // 100 + 1
+        gap = 5 - (cap >= 10) - (cap >= 24) - (cap >= 42) - (cap >= 66)
+        value_assets = asset_value(s, p)
+        self._alloc(max(16, (TICKS_PER_DAY // gap + 1) * per_arrival if cap else 16))
+        self.inside = 0
+        self.ride_uptime = np.zeros(self.R)
+        self.wait_time = np.zeros(self.R)
+        self.queued = np.zeros(self.R, np.int64)
+        self.entertained = np.zeros(self.R, np.int64)
+        self.operated = np.zeros(self.R, np.int64)
+        self.ride_cost = np.zeros(self.R, np.int64)
+        self.ride_rev = np.zeros(self.R, np.int64)
+        self.staff = s["staff"]["staff_list"]
+        for tick in range(TICKS_PER_DAY):
+            if cap and self.inside < max_inside and tick % gap == 0 and rng.random() < rating / 100:
+                self._add_guests(per_arrival)
+            if self.n:
+                self._guests_tick()
+            self._rides_tick()
+            self._staff_tick(tick)
+        self._closing()
+        self._pay_staff()
+        return self._write_back(rating, exc, value_assets)
 
-    def spawn(self, k: int, t: int) -> None:
-        c = self.c
-        gs = np.array(self.free[-k:][::-1], dtype=np.int64)
-        del self.free[-k:]
-        i, j = self.pool_next, self.pool_next + k
-        self.pool_next = j
-        pool = self.pool
-        self.status[gs] = DECIDE
-        self.pos[gs] = self.graph.entrance
-        self.last[gs] = -1
-        self.money[gs] = self.pool_money[i:j]
-        self.energy[gs] = pool[0, i:j]
-        self.hb[gs] = pool[1, i:j] - c["hunger_rate"] * t
-        self.tb[gs] = pool[2, i:j] - c["thirst_rate"] * t
-        self.happy[gs] = pool[3, i:j]
-        self.patience[gs] = pool[4, i:j]
-        self.pref[gs] = self.pool_pref[i:j]
-        if self.has_special or self.has_coffee:   # only these shops change the next four
-            self.caff[gs] = 0.0
-            self.souv[gs] = 0.0
-            self.atm_uses[gs] = 0.0
-            self.informed[gs] = False
-        self.visits[gs] = 0.0
-        self.nov[gs] = 1.0
-        self.n_active += k
-        self.entered += k
-        self.peak = max(self.peak, self.n_active)
-        self.retarget.append(gs)
-
-    def set_leaving(self, gs: np.ndarray, reason: str | np.ndarray) -> None:
-        """Guests head for the exit (their walk is planned at the next decision tick)."""
-        if gs.size == 0:
+    def _stock_shops(self) -> None:
+        shops, R = self.shops, self.R
+        if not shops:
             return
-        self.status[gs] = LEAVE
-        self.rgoal[gs] = self.graph.exit
-        self.tgt[gs] = -1
-        if isinstance(reason, str):
-            self.left[_LEAVE_CODE[reason]] += int(gs.size)
-        else:
-            for code, n in enumerate(np.bincount(reason, minlength=len(LEAVE_REASONS)).tolist()):
-                self.left[code] += n
-        self.to_plan.append(gs)
-
-    def depart_guests(self, gs: np.ndarray) -> None:
-        """Guests walk out through the exit (or are still inside at closing)."""
-        if gs.size == 0:
-            return
-        h = np.minimum(np.maximum(self.happy[gs], 0.0), 1.0)
-        self.happy_exits += int(np.count_nonzero(h >= self.c["happy_exit"]))
-        self.exit_happiness += float(h.sum())
-        self.status[gs] = FREE
-        self.trip_end[gs] = FAR
-        if self.n_informed:
-            self.n_informed -= int(np.count_nonzero(self.informed[gs]))
-        self.free.extend(gs.tolist())
-        self.n_active -= int(gs.size)
-
-    # -- decisions ----------------------------------------------------------------------
-    def choose_targets(self, gs: np.ndarray, t: int) -> None:
-        """Guests pick their next attraction, or leave when they must (or have nothing to do)."""
-        c = self.c
-        hunger = self.hb[gs]
-        hunger += c["hunger_rate"] * t
-        thirst = self.tb[gs]
-        thirst += c["thirst_rate"] * t
-        happy = self.happy[gs]
-        # weights: needs (by code), novelty, nearness; never the last attraction
-        code = (hunger > c["need_threshold"]).view(np.int8) + 2 * (thirst > c["need_threshold"]).view(np.int8)
-        code += 4 * (happy < c["unhappy_threshold"]).view(np.int8)
-        w = self.tpl.take(code, axis=0)
-        w *= self.nov.take(gs, axis=0)
-        w *= self.tab.near.take(self.pos[gs], axis=0)
-        w[np.arange(gs.size), self.last[gs]] = 0.0
-        if self.n_informed:
-            inf = self.informed[gs]
-            if np.count_nonzero(inf):
-                w[inf, :self.R] *= self.price[:self.R] <= self.money[gs[inf], None]
-        cs = w.cumsum(1)
-        tot = cs[:, -1]
-        choice = (cs > (self.rng.random(gs.size) * tot)[:, None]).argmax(1)   # weighted draw
-        energy, money = self.energy[gs], self.money[gs]
-        go = ((tot > 0) & (happy >= c["leave_happiness"]) & (np.maximum(hunger, thirst) < 1.0) & (energy > 0)
-              & (money >= cents(c["min_money"])))
-        if np.count_nonzero(go) == go.size:
-            stay, ch = gs, choice
-        else:
-            stay, ch = gs[go], choice[go]
-            out = ~go
-            why = np.full(gs.size, _LEAVE_CODE["nothing_to_do"], dtype=np.int64)
-            why[money < cents(c["min_money"])] = _LEAVE_CODE["money"]
-            why[happy < c["leave_happiness"]] = _LEAVE_CODE["unhappy"]
-            why[thirst >= 1.0] = _LEAVE_CODE["thirst"]
-            why[hunger >= 1.0] = _LEAVE_CODE["hunger"]
-            why[energy <= 0] = _LEAVE_CODE["energy"]
-            self.set_leaving(gs[out], why[out])
-        if stay.size:
-            self.status[stay] = WALK
-            self.tgt[stay] = ch
-            self.rgoal[stay] = self.access[ch]
-            self.to_plan.append(stay)
-
-    def plan(self, gs: np.ndarray, t: int) -> None:
-        """Plan whole walks toward ``rgoal``: where they stop (target, exit, or a tempting
-        attraction on the way), how many steps, and the tick they end."""
-        c, g, tab = self.c, self.graph, self.tab
-        pos = self.pos[gs]
-        rgoal = self.rgoal[gs]
-        gi = tab.goal_row[rgoal]
-        si = g.pidx[pos]
-        steps = g.dist[rgoal, pos]
-        tgt = self.tgt[gs]
-        stop_att, stop_tile = tgt, rgoal
-        cand = (tab.pass_count[gi, si] * (tgt >= 0)).nonzero()[0]   # routes passing attractions
-        if cand.size:
-            gc, gic, sic = gs[cand], gi[cand], si[cand]
-            att = tab.pass_att[gic, sic]                   # (n, M) attractions along the route
-            need = c["need_threshold"] - 0.1
-            code = (self.hb[gc] > need - c["hunger_rate"] * t).view(np.int8) + \
-                2 * (self.tb[gc] > need - c["thirst_rate"] * t).view(np.int8)
-            if self.has_special:
-                code += 4 * self.informed[gc].view(np.int8) + 8 * (self.money[gc] < 20 * 100).view(np.int8)
-            p = self.ptab[code[:, None], att]
-            p *= self.nov[gc[:, None], att]                # novelty counts here too
-            hit = (self.rng.random(att.shape) < p) & (att != tgt[cand, None]) & (att != self.last[gc][:, None])
-            rows = (hit.any(axis=1)).nonzero()[0]
-            if rows.size:
-                k = hit[rows].argmax(axis=1)
-                st = tab.pass_step[gic[rows], sic[rows], k]
-                rc = cand[rows]
-                steps[rc] = st
-                stop_att, stop_tile = tgt.copy(), rgoal.copy()
-                stop_att[rc] = att[rows, k]
-                stop_tile[rc] = tab.route[gic[rows], sic[rows], st]
-        self.energy[gs] -= steps
-        ticks = steps
-        if self.n_caff:
-            fast = self.caff[gs] > 0
-            self.fast[gs] = fast
-            if np.count_nonzero(fast):
-                ticks = np.where(fast, (steps + 1) // 2, steps)
-                gf = gs[fast]
-                self.caff[gf] = np.maximum(self.caff[gf] - steps[fast], 0.0)
-                self.n_caff = int(np.count_nonzero(self.caff))
-        elif self.any_fast:
-            self.fast[gs] = 0
-        self.t0[gs] = t
-        self.steps[gs] = steps
-        self.stop_att[gs] = stop_att
-        self.goal[gs] = stop_tile
-        self.trip_end[gs] = np.maximum(ticks, 1) + t
-
-    def position_now(self, gs: np.ndarray, t: int) -> tuple[np.ndarray, np.ndarray]:
-        """Where walking guests are at tick t on their planned route, and steps walked so far."""
-        g = self.graph
-        k = np.minimum((t - self.t0[gs]) * (1 + self.fast[gs]), self.steps[gs])
-        return g.route[g.pidx[self.rgoal[gs]], g.pidx[self.pos[gs]], k], k
-
-    # -- visits -------------------------------------------------------------------------
-    def visit(self, gs: np.ndarray, as_: np.ndarray, t: int) -> None:
-        """Guests reach attractions (their target, or one they pass by)."""
-        c = self.c
-        self.last[gs] = as_
-        v = self.visits[gs, as_] + 1.0
-        self.visits[gs, as_] = v
-        self.nov[gs, as_] = 1.0 / (1.0 + v)
-        isr = self.is_ride[as_]
-        nr = np.count_nonzero(isr)
-        if nr:
-            rg, ra = (gs, as_) if nr == isr.size else (gs[isr], as_[isr])
-            # broken, unaffordable or too dirty rides turn guests away; the others queue or board
-            bad = self.price[ra] > self.money[rg]
-            if self.n_broken:
-                bad |= self.broken[ra]
-            if np.count_nonzero(bad):
-                self.happy[rg[bad]] -= c["reject_penalty"]
-            if self.ride_dirt_max > 1.0 - c["dirty_ride"]:     # only rides this dirty are ever refused
-                dirt = self.dirt[self.att_tile[ra]]
-                dirty = (self.rng.random(rg.size) < (dirt - 1.0 + c["dirty_ride"]) / c["dirty_ride"]) & ~bad
-                self.happy[rg[dirty]] -= c["dirty_refuse_penalty"]
-                bad |= dirty
-            if np.count_nonzero(bad):
-                self.decide(rg[bad])
-                ok = ~bad
-                rg, ra = rg[ok], ra[ok]
-            if rg.size:
-                self.ride_arrivals(rg, ra, t)
-        if nr < isr.size:
-            if nr:
-                self.shop_visit(gs[~isr], as_[~isr], t)
+        budget = self.money / len(shops)
+        fixed = self.p.shop_costs == "fixed"
+        for j, sh in enumerate(shops):
+            sh.update(revenue_generated=0, guests_served=0, operating_cost=0, number_of_restocks=0,
+                      services_attempted=0)
+            q = int(sh["order_quantity"])
+            if fixed:
+                inv = max(q, 0)
+                cost = int(self.p.shops[sh["subtype"]][sh["subclass"]]["operating_cost"]) if inv > 0 else 0
             else:
-                self.shop_visit(gs, as_, t)
+                c = int(sh["item_cost"])
+                inv = q if (c * q <= budget or c == 0) else min(int(budget // c), q)
+                cost = inv * c
+            sh["inventory"] = inv
+            sh["operating_cost"] = cost
+            self.oos[R + j] = inv <= 0
+            self.inventory[R + j] = inv
+            self.money -= cost
+            self.expenses += cost
 
-    def shop_visit(self, sg: np.ndarray, sa: np.ndarray, t: int) -> None:
-        c, e = self.c, self.eff
-        kind = self.kind[sa]
-        # food and drink are bought only by guests at least a little hungry or thirsty
-        lo_h, lo_t = -c["hunger_rate"] * t, -c["thirst_rate"] * t
-        hb, tb = self.hb[sg], self.tb[sg]
-        price = self.price[sa]
-        wants = (self.feeds[sa] & (hb > c["buy_need"] + lo_h)) | (self.quenches[sa] & (tb > c["buy_need"] + lo_t))
-        if self.has_special:
-            wants |= self.is_special[sa]
-        poor = price > self.money[sg]
-        ok = wants & ~poor
-        if np.count_nonzero(ok) < ok.size:
-            self.happy[sg[poor & wants]] -= c["reject_penalty"]
-            self.decide(sg[~ok])
-            sg, sa, kind, price, hb, tb = sg[ok], sa[ok], kind[ok], price[ok], hb[ok], tb[ok]
-            if sg.size == 0:
+    # -- guests: one tick ------------------------------------------------------------
+    def _guests_tick(self) -> None:
+        """One tick for every guest in the park, in the game's order: act, needs, litter."""
+        rules, rng, A = self.rules, self.rng, self.A
+        L = _nz(~self.exited[:self.n])
+        if not len(L):
+            return
+        self.steps[L] += 1
+        hard_t, soft_t = rules["hard_threshold"], rules["soft_threshold"]
+        wt = self.waiting[L]
+        act = L
+        if np.count_nonzero(wt):
+            W = L[wt]
+            q = (self.thi[W] > hard_t) | (self.hun[W] > hard_t)
+            if np.count_nonzero(q):
+                for g in W[q].tolist():      # too hungry or thirsty to keep waiting
+                    r = self.ride_of[g]
+                    self.hap[g] = max(0.0, self.hap[g] - rules["rejection_penalty"])
+                    self.waiting[g] = False
+                    if g in self.queue[r]:
+                        self.queue[r].remove(g)
+                    if g in self.boarded[r]:
+                        self.boarded[r].remove(g)
+                    self.ride_of[g] = -1
+            S = W[~q]
+            if len(S):
+                np.add.at(self.wait_time, self.ride_of[S], 1)
+                self.energy[S] = np.maximum(0, self.energy[S] - rules["wait_energy"])
+            keep = ~wt
+            keep[_nz(wt)[q]] = True
+            act = L[keep]
+        if len(act):
+            going = self.tgt[act] == A
+            if np.count_nonzero(going):
+                G = act[going]
+                at = self.pos[G] == self.exit
+                if np.count_nonzero(at):
+                    self.exited[G[at]] = True
+                    self.inside -= int(np.count_nonzero(at))
+                mv = G[~at]
+                self.pos[mv] = self.rt.step[self.pos[mv], self.exit]
+                act = act[~going]
+            if len(act):
+                self._decide_and_move(act)
+        # needs (not for guests heading out) and litter, for everyone who was in the park this tick
+        tgL = self.tgt[L]
+        nd = L[tgL != A]
+        if len(nd):
+            dec = rules["happiness_decay"]
+            mult = np.where(self.waiting[nd], rules["wait_need_factor"], 1.0)
+            hu = np.minimum(1, self.hun[nd] + rules["hunger_rate"] * mult)
+            ha = self.hap[nd]
+            ha = np.where(hu > soft_t, np.maximum(0, ha - hu * dec), ha)
+            th = np.minimum(1, self.thi[nd] + rules["thirst_rate"] * mult)
+            ha = np.where(th > soft_t, np.maximum(0, ha - th * dec), ha)
+            ha = np.maximum(0, ha - dec * mult / 5)
+            c = self.clean[self.pos[nd]]
+            ha = np.maximum(0, ha - rules["dirty_tile_decay"] * ((c < 0.8).astype(float) + (c < 0.6) + (c < 0.4)))
+            self.hun[nd], self.thi[nd], self.hap[nd] = hu, th, ha
+        chance = np.minimum(np.maximum((1 - self.hap[L]) / 2, rules["litter_low"]), rules["litter_high"])
+        chance[tgL == A] *= rules["litter_exit_factor"]
+        drop = rng.random(len(L)) < chance
+        if np.count_nonzero(drop):
+            np.subtract.at(self.clean, self.pos[L[drop]], rules["litter_amount"])
+            np.maximum(self.clean, 0, out=self.clean)
+
+    def _decide_and_move(self, O: np.ndarray) -> None:
+        """Guests ``O`` (indices, arrival order) who are not waiting and not heading out."""
+        rules, rng, A = self.rules, self.rng, self.A
+        none = R_CODE["No specific reason for exit"]
+        hard_t = rules["hard_threshold"]
+        hu, th, ha = self.hun[O], self.thi[O], self.hap[O]
+        tg = self.tgt[O]
+        # leaving for a need (first reason that applies)
+        left = np.zeros(len(O), bool)
+        for cond, why in ((ha == 0, "Too unhappy"), (self.energy[O] <= 0, "Ran out of energy"),
+                          (self.money_g[O] <= 1, "Spent all their money"), (th >= 1, "Too thirsty"),
+                          (hu >= 1, "Too hungry")):
+            m = ~left & cond
+            if np.count_nonzero(m):
+                tg[m] = A
+                self.reason[O[m]] = R_CODE[why]
+                left |= m
+        if np.count_nonzero(left):
+            self.tgt[O[left]] = A
+        tsub = self.att_sub[tg]          # index -1 (no target) reads the exit's entry, -1
+        choose = ~left & ((tg < 0) | ((hu > hard_t) & (hu > th) & (tsub != FOOD))
+                          | ((th > hard_t) & (th > hu) & (tsub != DRINK)))
+        M = O
+        if np.count_nonzero(choose):
+            stopped = self._choose(O[choose])
+            if len(stopped):
+                M = O[~np.isin(O, stopped)]
+        if not len(M):
+            return
+        tg = self.tgt[M]
+        pos = self.pos[M]
+        at = (tg >= 0) & (pos == self.att_tile_x[tg])
+        if np.count_nonzero(at):
+            AT = M[at]
+            self._interact(AT)
+            done = AT[~self.exited[AT]]
+            self.prev[done] = self.tgt[done]
+            self.tgt[done] = -1
+            self.nxt[done] = -1
+            if self._atm_prev:
+                # a billboard pointed the guest at an ATM: the game then remembers the ATM as the last visit
+                for g, atm in self._atm_prev.items():
+                    self.prev[g] = atm
+                self._atm_prev = {}
+            M = M[~at]
+            if not len(M):
                 return
-        self.money[sg] -= price
-        rev, cust = self.att_rev, self.att_customers
-        for a, p in zip(sa.tolist(), price.tolist()):
-            rev[a] += p
-            cust[a] += 1
-            self.shop_rev += p
-        self.hb[sg] = np.maximum(hb - e["hunger_reduction"][sa], lo_h)
-        self.tb[sg] = np.maximum(tb - e["thirst_reduction"][sa], lo_t)
-        boost = e["happiness_boost"][sa] if self.has_boost else None
-        redirect = None
-        if self.has_special and kind.max() >= K_SOUVENIR:
-            souv = kind == K_SOUVENIR
-            if np.count_nonzero(souv):   # each further souvenir pleases less
-                boost = e["happiness_boost"][sa] * np.where(souv, c["souvenir_decay"] ** self.souv[sg], 1.0)
-                self.souv[sg] += souv
-            info = kind == K_INFO
+            pos = self.pos[M]
+        self.energy[M] = np.maximum(0, self.energy[M] - 1)
+        # passing by: a chance to step into a neighbouring attraction instead
+        pb = (self.kind[pos] == PATH) & ~self.hard[M]
+        if np.count_nonzero(pb) and A:
+            idx = M[pb]
+            cand = self.passby[self.pos[idx]]                        # (k, 4) destinations or -1
+            valid = cand >= 0
+            cand0 = np.maximum(cand, 0)
+            cand_tile = self.att_tile_x[cand0]
+            prv, cur = self.prev[idx], self.tgt[idx]
+            prv_tile = np.where(prv >= 0, self.att_tile_x[prv], -2)
+            cur_tile = np.where(cur >= 0, self.att_tile_x[cur], -2)
+            valid &= (cand_tile != prv_tile[:, None]) & (cand_tile != cur_tile[:, None])
+            if self.info_any:
+                valid &= ~(self.is_info[cand0] & self.info[idx][:, None])
+            cum = np.cumsum(np.where(valid, self.pass_chance[cand0], 0.0), axis=1)
+            hit = valid & (rng.random(len(idx))[:, None] <= cum)
+            took = hit.any(axis=1)
+            if np.count_nonzero(took):
+                g = idx[took]
+                new = cand[took, np.argmax(hit[took], axis=1)]
+                self.prev[g] = -1
+                self.nxt[g] = self.tgt[g]
+                self.tgt[g] = new
+                we = g[(new == A) & (self.reason[g] == none)]
+                self.reason[we] = R_CODE["Walked by the exit"]
+        dest = self.att_tile_x[self.tgt[M]]
+        newpos = self.rt.step[pos, dest].astype(np.int64)
+        self.pos[M] = newpos
+        caf = self.caff[M] > 0
+        if np.count_nonzero(caf):
+            g = M[caf]
+            d = dest[caf]
+            p2 = newpos[caf]
+            again = (p2 // N != d // N) & (p2 % N != d % N)   # the game moves twice only when both coordinates differ
+            g, d = g[again], d[again]
+            if len(g):
+                self.energy[g] = np.maximum(0, self.energy[g] - 1)
+                self.pos[g] = self.rt.step[self.pos[g], d]
+                self.caff[g] -= 1
+
+    def _choose(self, idx: np.ndarray) -> np.ndarray:
+        """Pick new targets for guests ``idx``; returns the guests who stop this tick (no shop of the
+        kind they need: they turn for the exit and stand still this tick)."""
+        n, rules, rng, A, R = self.n, self.rules, self.rng, self.A, self.R
+        hun, thi, hap = self.hun[idx], self.thi[idx], self.hap[idx]
+        hard_t, soft_t = rules["hard_threshold"], rules["soft_threshold"]
+        self.hard[idx] = (hun > hard_t) | (thi > hard_t)
+        k = len(idx)
+        sub = self.att_sub[:A]
+        is_food, is_drink, is_ride = sub == FOOD, sub == DRINK, self.is_ride[:A]
+        cat = np.full(k, 4)   # 0 drink, 1 food, 2 rides, 3 next target, 4 everything
+        c_drink = (thi > soft_t) & (thi > hun)
+        c_food = ~c_drink & (hun > soft_t)
+        c_ride = ~c_drink & ~c_food & (hap < 1 - soft_t)
+        nxt = self.nxt[idx]
+        c_next = ~c_drink & ~c_food & ~c_ride & (nxt >= 0)
+        cat[c_drink], cat[c_food], cat[c_ride], cat[c_next] = 0, 1, 2, 3
+        M = np.zeros((k, A), bool)
+        M[cat == 0] = is_drink
+        M[cat == 1] = is_food
+        M[cat == 2] = is_ride
+        M[cat == 4] = is_ride | is_food | is_drink
+        prev = self.prev[idx]
+        rows = _nz((prev >= 0) & (prev < A))
+        M[rows, prev[rows]] = False
+        rows = _nz(cat == 3)
+        if len(rows):
+            M[rows, :] = False
+            ok = nxt[rows] < A
+            M[rows[ok], nxt[rows][ok]] = True
+        stop = np.zeros(0, np.int64)
+        empty = (~M.any(axis=1)) & (cat <= 2)
+        if np.count_nonzero(empty):
+            g = idx[empty]
+            self.tgt[g] = A
+            why = np.array([R_CODE["Too few drink shops"], R_CODE["Too few food shops"], R_CODE["Too few rides"]])
+            self.reason[g] = why[cat[empty]]
+            stop = g
+        live = ~empty
+        pos = self.pos[idx]
+        tiles = self.att_tile
+        if A:
+            info = self.info[idx]
             if np.count_nonzero(info):
-                gi = sg[info]
-                self.n_informed += int(np.count_nonzero(~self.informed[gi]))
-                self.informed[gi] = True
-            atm = kind == K_ATM
-            if np.count_nonzero(atm):   # withdrawals halve with each use, never below the minimum
-                ga = sg[atm]
-                amount = np.maximum(c["atm_decay"] ** self.atm_uses[ga] * e["money_withdrawal"][sa[atm]],
-                                    float(ATM_MIN_WITHDRAWAL))
-                self.money[ga] += np.round(amount * 100).astype(np.int64)
-                self.atm_uses[ga] += 1
-            bill = kind == K_BILLBOARD
-            if np.count_nonzero(bill):
-                redirect = self.billboard(sg[bill], sa[bill], lo_h, lo_t)
-        if boost is not None:
-            self.happy[sg] += boost
-        energy = e["energy_boost"][sa] if self.has_coffee else None
-        if energy is not None and np.count_nonzero(energy):   # coffee: energy and caffeinated (double-speed) steps
-            coffee = energy > 0
-            gc = sg[coffee]
-            self.energy[gc] += energy[coffee]
-            self.caff[gc] = np.maximum(self.caff[gc], e["caffeinated_steps"][sa[coffee]])
-            self.n_caff = int(np.count_nonzero(self.caff))
-        lit = self.rng.random(sa.size) < c["shop_litter_prob"]
-        if np.count_nonzero(lit):
-            np.add.at(self.dirt, self.att_tile[sa[lit]], c["litter_amount"])
-        if redirect is not None and redirect.size:
-            sg = sg[~np.isin(sg, redirect)]
-        if sg.size:   # being served takes a while; then they decide again
-            self.status[sg] = SHOP
-            self.at_att[sg] = self.last[sg]
-            wake = -(-(t + int(c["shop_time"])) // self.M) * self.M
-            self.wake_sched.setdefault(wake, []).append(sg)
+                M[info] &= self.money_g[idx][info][:, None] >= self.att_price[:A][None, :]
+            st = self.status_info[idx]
+            if np.count_nonzero(st):
+                M[st] &= (~self.oos[:A] & (self.clean[tiles] > 0.4))[None, :]
+            d = self.rt.dist[pos[:, None], tiles[None, :]].astype(float)   # (k, A)
+            M &= d >= 0
+            v = np.fmax(self.visits[idx[:, None], self.att_key[:A][None, :]], 0.0)   # unknown counts as 0
+            factor = self.ride_w[:A] + self.is_spec_f[:A]
+            factor = factor + np.outer(10 * hun, is_food) + np.outer(10 * thi, is_drink)
+            wgt = 4.0 * factor / np.exp2(v)
+            if np.count_nonzero(st):
+                qlen = np.array([len(q) + len(b) for q, b in zip(self.queue, self.boarded)] + [0] * (A - R), float)
+                capn = np.array([r["capacity"] for r in self.rides] + [1] * (A - R), float)
+                busy = np.where(is_ride, 1 / np.maximum(1, qlen / capn), 1.0)
+                wgt[st] *= (busy * self.clean[tiles] * np.where(self.oos[:A], 0.001, 1.0))[None, :]
+        else:
+            d = np.zeros((k, 0))
+            wgt = np.zeros((k, 0))
+        n_t = M.sum(axis=1)
+        ew = (n_t + 1) - 0.99
+        ew = ew * np.where(self.info[idx], 0.5, 1.0) * np.where(self.status_info[idx], 0.5, 1.0)
+        scale = (thi + hun + (1 - hap)) * np.where(self.hard[idx], 2.0, 1.0)
+        scale = np.clip(scale * np.where(self.caff[idx] > 0, 0.5, 1.0), 0.5, 2.0)
+        if A:
+            same = pos[:, None] == tiles[None, :]
+            dd = np.where(same, 1.0, np.maximum(d, 2.0))
+            w_att = np.where(M, wgt / np.power(dd, scale[:, None]), 0.0)
+        else:
+            w_att = np.zeros((k, 0))
+        w_exit = ew / np.power(np.where(pos == self.exit, 1.0, float(rules["exit_distance"])), scale)
+        W = np.concatenate([w_att, w_exit[:, None]], axis=1)
+        cum = np.cumsum(W, axis=1)
+        u = rng.random(k) * cum[:, -1]
+        pick = np.argmax(u[:, None] < cum, axis=1)
+        g = idx[live]
+        self.tgt[g] = pick[live]
+        self.nxt[g] = -1
+        chose_exit = live & (pick == A)
+        none = R_CODE["No specific reason for exit"]
+        names = np.array([_TARGET_TYPE_REASON["drink shops"], _TARGET_TYPE_REASON["food shops"],
+                          _TARGET_TYPE_REASON["rides"], _TARGET_TYPE_REASON["attractions"],
+                          _TARGET_TYPE_REASON["attractions"]])
+        ge = idx[chose_exit]
+        set_reason = self.reason[ge] == none
+        self.reason[ge[set_reason]] = names[cat[chose_exit]][set_reason]
+        return stop
 
-    def billboard(self, gb: np.ndarray, ab: np.ndarray, lo_h: float, lo_t: float) -> np.ndarray | None:
-        """Billboards: hungrier, thirstier, forget past visits; poor guests head for an ATM."""
-        c, e = self.c, self.eff
-        cap = c["billboard_cap"]
-        self.hb[gb] = np.minimum(self.hb[gb] + e["hunger_boost"][ab], cap + lo_h)
-        self.tb[gb] = np.minimum(self.tb[gb] + e["thirst_boost"][ab], cap + lo_t)
-        self.visits[gb] = 0.0
-        self.nov[gb] = 1.0
-        if not self.atm.size:
-            return None
-        poor = gb[self.money[gb] < BILLBOARD_ATM_MONEY * 100]
-        if poor.size:
-            d = self.graph.dist[self.access[self.atm][None, :], self.pos[poor][:, None]]
-            best = self.atm[np.argmin(d, axis=1)]
-            self.status[poor] = WALK
-            self.tgt[poor] = best
-            self.rgoal[poor] = self.access[best]
-            self.to_plan.append(poor)
-        return poor
+    def _interact(self, idx: np.ndarray) -> None:
+        """Guests ``idx`` (in arrival order) reached their target."""
+        rules, rng, A, R = self.rules, self.rng, self.A, self.R
+        tgt = self.tgt[idx]
+        ex = tgt == A
+        if np.count_nonzero(ex):
+            self.exited[idx[ex]] = True
+            self.inside -= int(ex.sum())
+        pen = rules["rejection_penalty"]
+        rides = idx[(tgt < R)]
+        if len(rides):
+            a = self.tgt[rides]
+            refuse = self.oos[a] | (self.money_g[rides] < self.att_price[a]) | (rng.random(len(rides)) >
+                                                                                 self.clean[self.att_tile[a]])
+            g = rides[refuse]
+            self.hap[g] = np.maximum(0, self.hap[g] - pen)
+            key = self.att_key[a[refuse]]
+            self.visits[g, key] += 4
+            ok = rides[~refuse]
+            ak = a[~refuse]
+            self.waiting[ok] = True
+            self.ride_of[ok] = ak
+            for g1, r in zip(ok.tolist(), ak.tolist()):
+                self.queue[r].append(g1)
+                self.queued[r] += 1
+            key = self.att_key[ak]
+            self.visits[ok, key] = np.fmax(self.visits[ok, key], 0.0) + 1
+        shops = idx[(tgt >= R) & (tgt < A)]
+        for g in shops.tolist():
+            self._shop(g, int(self.tgt[g]))
 
-    def decide(self, gs: np.ndarray) -> None:
-        self.status[gs] = DECIDE
-        self.retarget.append(gs)
-
-    # -- rides --------------------------------------------------------------------------
-    def ride_arrivals(self, gs: np.ndarray, ra: np.ndarray, t: int) -> None:
-        """Guests at a working ride join its queue; a ride that is not running boards first come, first served."""
-        self.status[gs] = QUEUE
-        self.at_att[gs] = ra
-        tok = self.qtoken[gs] + 1
-        self.qtoken[gs] = tok
-        queue = self.queue
-        touched = []
-        for g, r, k in zip(gs.tolist(), ra.tolist(), tok.tolist()):
-            queue[r].append((g, k))
-            if r not in touched:
-                touched.append(r)
-        for r in touched:
-            if self.run_end[r] < 0:
-                self.board_queue(r, t)
-
-    def board(self, gl: list, r: int, t: int) -> None:
-        """Guests ``gl`` board ride ``r`` and pay (the arrays are updated by :meth:`flush_boarding`)."""
-        n = len(gl)
-        p = self.ride_price[r]
-        self.ride_rev += p * n
-        self.att_rev[r] += p * n
-        self.att_customers[r] += n
-        self.boarded.extend(gl)
-        self.boarded_r.extend([r] * n)
-        riders = self.riders[r]
-        if not riders:
-            self.load_start[r] = t
-        riders.extend(gl)
-        # the ride waits longer the more seats are empty; a full ride leaves at once
-        empty = self.cap[r] - len(riders)
-        when = max(t, self.load_start[r] + math.ceil(self.c["ride_wait_per_seat"] * empty))
-        if when != self.depart_at[r]:
-            self.depart_at[r] = when
-            self.depart_sched.setdefault(when, []).append(r)
-
-    def flush_boarding(self) -> None:
-        """Money, status and ride of everyone who boarded since the last flush."""
-        gs = np.array(self.boarded, dtype=np.int64)
-        rs = np.array(self.boarded_r, dtype=np.int64)
-        self.boarded, self.boarded_r = [], []
-        self.money[gs] -= self.price[rs]
-        self.status[gs] = RIDE
-        self.at_att[gs] = rs
-
-    def board_queue(self, r: int, t: int) -> None:
-        # a queue entry is current while the guest's queue token still matches (joining again,
-        # boarding or giving up all retire it)
-        q = self.queue[r]
-        seats = self.cap[r] - len(self.riders[r])
-        take = []
-        qtoken = self.qtoken
-        while q and len(take) < seats:
-            g, tok = q.popleft()
-            if qtoken[g] == tok:
-                take.append(g)
-        if take:
-            self.board(take, r, t)
-
-    def flush_queue(self, r: int) -> None:
-        q = self.queue[r]
-        out = [g for g, tok in q if self.qtoken[g] == tok]
-        q.clear()
-        if out:
-            out = np.array(out, dtype=np.int64)
-            self.happy[out] -= self.c["reject_penalty"]
-            self.decide(out)
-
-    def depart(self, r: int, t: int) -> None:
-        end = t + self.duration[r]
-        self.run_end[r] = end
-        self.finish_sched.setdefault(end, []).append(r)
-        self.ops[r] += 1
-        self.rides_taken[r] += len(self.riders[r])
-        self.ride_ops_cost += self.op_cost[r]
-
-    def finish(self, r: int, t: int) -> None:
-        """A run ends: riders get off (they feel it and decide at the next decision tick)."""
-        riders = self.riders[r]
-        self.done_g.extend(riders)
-        self.done_r.extend([r] * len(riders))
-        self.riders[r] = []
-        self.run_end[r] = -1
-        self.load_start[r] = -1
-        self.depart_at[r] = -1
-        if self.rng.random() < self.brate[r]:
-            self.broken[r] = True
-            self.progress[r] = 0.0
-            self.broken_since[r] = t
-            self.n_broken += 1
-            self.flush_queue(r)
-        elif self.queue[r]:
-            self.board_queue(r, t)
-
-    def riders_off(self) -> None:
-        """Ride effects for everyone who got off since the last decision tick."""
-        c = self.c
-        gs = np.array(self.done_g, dtype=np.int64)
-        r = np.array(self.done_r, dtype=np.int64)
-        self.done_g, self.done_r = [], []
-        # fun fades with repeats; intensity far from the guest's taste spoils it
-        fun = (c["ride_happy_base"] + c["ride_happy_excitement"] * self.excite[r]) / np.maximum(self.visits[gs, r], 1.0)
-        self.happy[gs] += fun - c["ride_happy_intensity_gap"] * np.abs(self.intens[r] - self.pref[gs])
-        self.energy[gs] -= c["ride_energy"]
-        self.decide(gs)
-
-    def repaired(self, r: int, t: int) -> None:
-        self.broken[r] = False
-        self.progress[r] = 0.0
-        self.broken_ticks[r] += t - self.broken_since[r]
-        self.broken_since[r] = -1
-        self.n_broken -= 1
-
-    # -- staff ------------------------------------------------------------------------
-    def janitors(self, t: int) -> None:
-        """Free janitors clean where they stand if it is dirty, else walk to the dirtiest spot near."""
-        c, g, dirt, adj_tiles = self.c, self.graph, self.dirt, self.tab.adj_tiles
-        for j in range(len(self.jpos)):
-            if self.jfree[j] > t:
-                continue
-            p = self.jpos[j] = self.jdest[j]
-            at = adj_tiles[p]
-            if dirt[p] + dirt[at].sum() > c["janitor_threshold"]:
-                amount = c["clean_rate"] * c["clean_chunk"]
-                dirt[p] = max(dirt[p] - amount, 0.0)
-                dirt[at] = np.maximum(dirt[at] - amount, 0.0)
-                dirt[SENTINEL] = 0.0
-                self.jfree[j] = t + int(c["clean_chunk"])
-                continue
-            pt = g.path_tiles
-            d = g.dist[p, pt]
-            near = d <= c["janitor_radius"]
-            ptn, dn = pt[near], d[near]
-            val = dirt[ptn] + dirt[adj_tiles[ptn]].sum(axis=1)
-            best = int(np.argmax(val - c["janitor_distance_cost"] * dn))
-            if val[best] > c["janitor_threshold"] and ptn[best] != p:
-                self.jdest[j] = int(ptn[best])
-                self.jstart[j] = t
-                self.jfree[j] = t + int(dn[best])
-            else:
-                self.jfree[j] = t + int(c["janitor_retarget"])
-        self.j_next = min(self.jfree)
-
-    def mechanics(self, t: int) -> None:
-        """Free mechanics walk to the nearest broken ride and repair it."""
-        g = self.graph
-        broken = (self.broken).nonzero()[0].tolist()
-        for m in range(len(self.mpos)):
-            if self.mfree[m] > t or not broken:
-                continue
-            p = self.mpos[m] = self.mdest[m]
-            r = min(broken, key=lambda b: g.dist[self.access[b], p])
-            acc = int(self.access[r])
-            if acc == p:
-                self.progress[r] += 1.0 / self.c["repair_work"]
-                if self.progress[r] >= 1.0 - 1e-9:
-                    self.repaired(r, t)
-                    broken.remove(r)
-            else:
-                self.mdest[m] = acc
-                self.mstart[m] = t
-                self.mfree[m] = t + int(g.dist[acc, p])
-
-    def staff_positions(self, t: int) -> tuple[list[int], list[int]]:
-        """Where janitors and mechanics stand at tick t (part-way along a walk if still walking)."""
-        g = self.graph
-        out = []
-        for pos, dest, start, free in ((self.jpos, self.jdest, self.jstart, self.jfree),
-                                       (self.mpos, self.mdest, self.mstart, self.mfree)):
-            here = []
-            for i in range(len(pos)):
-                if dest[i] == pos[i] or free[i] <= t:
-                    here.append(int(dest[i]))
-                else:
-                    k = min(t - start[i], int(g.dist[dest[i], pos[i]]))
-                    here.append(int(g.route[g.pidx[dest[i]], g.pidx[pos[i]], k]))
-            out.append(here)
-        return out[0], out[1]
-
-    # -- every few ticks -----------------------------------------------------------------
-    def periodic(self, t: int) -> None:
-        c, K = self.c, self.K
-        act = (self.status).nonzero()[0]
-        if act.size == 0:
+    def _shop(self, g: int, a: int) -> None:
+        rules, R = self.rules, self.R
+        j = a - R
+        sh = self.shops[j]
+        key = self.att_key[a]
+        if self.oos[a]:
+            sh["services_attempted"] += 1
+            self.hap[g] = max(0.0, self.hap[g] - rules["rejection_penalty"])
+            self.visits[g, key] = max(self.visits[g, key] * 2, 2) if not np.isnan(self.visits[g, key]) else np.nan
             return
-        st = self.status[act]
-        hunger = self.hb[act] + c["hunger_rate"] * t
-        thirst = self.tb[act] + c["thirst_rate"] * t
-        tile = self.pos[act]
-        energy = self.energy[act]
-        walk = (st & 1).view(np.bool_)
-        if np.count_nonzero(walk):
-            gw = act[walk]
-            where, k = self.position_now(gw, t)
-            tile[walk] = where
-            energy[walk] += self.steps[gw] - k   # a walk's energy is taken when it is planned
-        inside = ~walk & (st != DECIDE)          # queueing, riding or at a shop
-        if np.count_nonzero(inside):
-            tile[inside] = self.att_tile[self.at_att[act[inside]]]
-        pain = (hunger > c["need_pain"]).astype(np.float64) + (thirst > c["need_pain"])
-        h = self.happy[act] + K * (c["happiness_drift"] - c["need_pain_rate"] * pain
-                                   - c["dirty_tile_rate"] * np.maximum(c["dirty_tile"] - 1.0 + self.dirt[tile], 0.0))
-        np.maximum(h, 0.0, out=h)
-        np.minimum(h, 1.0, out=h)
-        self.happy[act] = h
-        # litter: unhappy guests drop more
-        lit = self.rng.random(act.size) < K * (c["litter_base"] + c["litter_unhappy"] * (1.0 - h))
-        if np.count_nonzero(lit):
-            np.add.at(self.dirt, tile[lit], c["litter_amount"])
-            np.minimum(self.dirt, 1.0, out=self.dirt)
-            if self.R:
-                self.ride_dirt_max = float(self.dirt[self.att_tile[:self.R]].max())
-        # queues wear patience out
-        q = st == QUEUE
-        if np.count_nonzero(q):
-            gq = act[q]
-            self.patience[gq] -= K
-            quit_ = gq[self.patience[gq] <= 0]
-            if quit_.size:
-                self.happy[quit_] -= c["queue_quit_penalty"]
-                self.qtoken[quit_] += 1
-                self.set_leaving(quit_, "patience")
-        # walkers with an exhausted need turn for the exit from where they are
-        must = (st == WALK) & ((h < c["leave_happiness"]) | (np.maximum(hunger, thirst) >= 1.0) | (energy <= 0))
-        if np.count_nonzero(must):
-            why = np.full(act.size, _LEAVE_CODE["unhappy"], dtype=np.int64)
-            why[thirst >= 1.0] = _LEAVE_CODE["thirst"]
-            why[hunger >= 1.0] = _LEAVE_CODE["hunger"]
-            why[energy <= 0] = _LEAVE_CODE["energy"]
-            gm = act[must]
-            self.energy[gm] = energy[must]
-            self.pos[gm] = tile[must]
-            self.trip_end[gm] = FAR
-            self.set_leaving(gm, why[must])
+        price = self.att_price[a]
+        if self.money_g[g] < price or self.rng.random() > self.clean[self.att_tile[a]]:
+            self.hap[g] = max(0.0, self.hap[g] - rules["rejection_penalty"])
+            self.visits[g, key] = max(self.visits[g, key] * 2, 2) if not np.isnan(self.visits[g, key]) else np.nan
+            return
+        self.money_g[g] -= price
+        self.spent[g] += price
+        self.money += int(price)
+        self.revenue += int(price)
+        sh["revenue_generated"] += int(price)
+        sh["guests_served"] += 1
+        sh["services_attempted"] += 1
+        self.inventory[a] -= 1
+        if self.inventory[a] <= 0:
+            self.oos[a] = True
+        t = self.p.shops[sh["subtype"]][sh["subclass"]]
+        sub, col = sh["subtype"], sh["subclass"]
+        if sub == "food":
+            self.food_v[g] += 1
+            self.hun[g] = max(0.0, self.hun[g] - t.get("hunger_reduction", 0))
+            if "thirst_reduction" in t:
+                self.thi[g] = max(0.0, self.thi[g] - t["thirst_reduction"])
+            if "happiness_boost" in t:
+                self.hap[g] = min(1.0, self.hap[g] + t["happiness_boost"])
+        elif sub == "drink":
+            self.drink_v[g] += 1
+            self.thi[g] = max(0.0, self.thi[g] - t.get("thirst_reduction", 0))
+            if "happiness_boost" in t:
+                self.hap[g] = min(1.0, self.hap[g] + t["happiness_boost"])
+            if "energy_boost" in t:
+                self.energy[g] += t["energy_boost"]
+                self.caff[g] = t["caffeinated_steps"] / 2 ** self.n_caff[g]
+                self.n_caff[g] += 1
+        else:
+            self.spec_v[g] += 1
+            if col == "yellow":
+                self.hap[g] = min(1.0, self.hap[g] + t["happiness_boost"] * 2 ** (-self.souv[g]))
+                self.souv[g] += 1
+            elif col == "blue":
+                self.info[g] = True
+                self.info_any = True
+            elif col == "green":
+                w = max(t["min_withdrawal"], round(t["money_withdrawal"] / 2 ** self.atm[g]))
+                self.money_g[g] += w
+                self.atm[g] += 1
+            else:
+                soft = rules["soft_threshold"]
+                self.thi[g] = min(soft, self.thi[g] + t.get("thirst_boost", 0))
+                self.hun[g] = min(soft, self.hun[g] + t.get("hunger_boost", 0))
+                self.hap[g] = min(1.0, self.hap[g] + t.get("happiness_boost", 0))
+                self.visits[g, 12:24] = 0.0
+                if self.money_g[g] < t.get("money_threshold", 0):
+                    atms = [self.R + i for i, s in enumerate(self.shops)
+                            if s["subtype"] == "specialty" and s["subclass"] == "green"]
+                    if atms:
+                        d = np.array([1.0 if self.pos[g] == self.att_tile[x] else
+                                      max(float(self.rt.dist[self.pos[g], self.att_tile[x]]), 2.0) for x in atms])
+                        w = 1.0 / d
+                        pick = atms[int(np.searchsorted(np.cumsum(w), self.rng.random() * w.sum(), side="right"))
+                                    if len(atms) > 1 else 0]
+                        self._atm_prev[g] = pick
+        v = self.visits[g, key]
+        self.visits[g, key] = (0.0 if np.isnan(v) else v) + 1
 
-    # -- the day ------------------------------------------------------------------------
-    def run(self) -> None:
-        c, rng, T, M = self.c, self.rng, self.T, self.M
-        open_ticks = int(c["arrival_ticks"])
-        p_enter = min(1.0, max(0.0, c["enter_prob_base"] + c["enter_prob_slope"] * self.state["park_rating"] / 100))
-        lam = c["arrival_per_capacity"] * self.G * p_enter
-        # potential guests who decide to come in, per tick; the gate admits them on decision ticks
-        arrivals = rng.poisson(lam, open_ticks) if self.G else np.zeros(open_ticks, dtype=np.int64)
-        arrivals = np.add.reduceat(arrivals, np.arange(0, open_ticks, M)).tolist()
-        self.draw_guests(sum(arrivals))
-        has_j, has_m = bool(self.jpos), bool(self.mpos)
-        finish_sched, depart_sched = self.finish_sched, self.depart_sched
-        for t in range(T):
-            fin = finish_sched.pop(t, None)
-            if fin:
-                for r in fin:
-                    self.finish(r, t)
-            if has_m and self.n_broken:
-                self.mechanics(t)
-            if has_j and t >= self.j_next:
-                self.janitors(t)
-            if t % M == 0:
-                self.decision_tick(t, arrivals, open_ticks)
-            dep = depart_sched.pop(t, None)
-            if dep:   # after boarding (at finishes and decision ticks): rides due now leave
-                for r in dep:
-                    if self.run_end[r] < 0 and self.riders[r] and self.depart_at[r] == t:
-                        self.depart(r, t)
-        # closing time: loaded rides make their last run, then everyone still inside goes home
-        for r in range(self.R):
-            if self.riders[r] and self.run_end[r] < 0:
-                self.depart(r, T)
-        if self.boarded:
-            self.flush_boarding()
-        if self.done_g:
-            self.riders_off()
-        rest = self.status.nonzero()[0]
-        self.left[_LEAVE_CODE["closing"]] += int(np.count_nonzero(self.status[rest] != LEAVE))  # the rest were counted
-        self.depart_guests(rest)
-        for r in range(self.R):
-            if self.broken[r]:
-                self.broken_ticks[r] += T - self.broken_since[r]
+    # -- rides ----------------------------------------------------------------------
+    def _rides_tick(self) -> None:
+        for i, r in enumerate(self.rides):
+            if self.oos[i]:
+                continue
+            self.ride_uptime[i] += 1
+            ph = self.phase[i]
+            if ph == 0:
+                q, b = self.queue[i], self.boarded[i]
+                k = min(r["capacity"] - len(b), len(q))
+                if k > 0:
+                    price = r["ticket_price"]
+                    for _ in range(k):
+                        g = q.popleft()
+                        self.money_g[g] -= price
+                        self.spent[g] += price
+                        self.rides_v[g] += 1
+                        b.append(g)
+                    self.money += price * k
+                    self.revenue += price * k
+                    self.ride_rev[i] += price * k
+                if b and self.countdown[i] <= -1:
+                    self.countdown[i] = round(r["capacity"] * 2)
+                self.countdown[i] -= len(b)
+                if self.countdown[i] <= 0 and b:
+                    self.phase[i] = 1
+            elif ph == 1:
+                cost = r["cost_per_operation"]
+                if self.money < cost:
+                    continue
+                self.operated[i] += 1
+                self.money -= cost
+                self.expenses += cost
+                self.ride_cost[i] += cost
+                if self.s["step"] >= self.rules["breakdown_free_days"] and self.rng.random() < r["breakdown_rate"]:
+                    self.oos[i] = True
+                    r["remaining_repair_time"] = int(round(
+                        self.p.rides[r["subtype"]][r["subclass"]]["building_cost"] * self.rules["repair_work_share"]))
+                    gs = list(self.queue[i]) + self.boarded[i]
+                    if gs:
+                        self.waiting[gs] = False
+                        self.ride_of[gs] = -1
+                    self.queue[i].clear()
+                    self.boarded[i] = []
+                    self.phase[i] = 0
+                    self.countdown[i] = -1
+                else:
+                    self.phase[i] = 2
+            else:
+                b = self.boarded[i]
+                if b:
+                    self.hap[b] = np.minimum(1.0, self.hap[b] + r["excitement"] / 20)
+                    self.waiting[b] = False
+                    self.ride_of[b] = -1
+                    self.entertained[i] += len(b)
+                self.boarded[i] = []
+                self.countdown[i] = -1
+                self.phase[i] = 0
 
-    def decision_tick(self, t: int, arrivals: list, open_ticks: int) -> None:
-        """Guests arrive, finish walks and shopping, choose targets and plan walks."""
-        M, K, trip_end = self.M, self.K, self.trip_end
-        if t < open_ticks and arrivals[t // M]:
-            k = arrivals[t // M]
-            room = self.G - self.n_active
-            if k > room:
-                self.turned_away += k - room
-                k = room
-            if k:
-                self.spawn(k, t)
-        if self.boarded:
-            self.flush_boarding()
-        if self.done_g:
-            self.riders_off()
-        wake = self.wake_sched.pop(t, None)
-        if wake:
-            for gs in wake:
-                self.decide(gs)
-        if self.n_active:
-            e = (trip_end <= t).nonzero()[0]
-            if e.size:
-                trip_end[e] = FAR
-                self.pos[e] = self.goal[e]
-                lv = self.status[e] == LEAVE
-                if np.count_nonzero(lv):
-                    self.depart_guests(e[lv])
-                    e = e[~lv]
-                if e.size:
-                    self.visit(e, self.stop_att[e], t)
-                    if self.boarded:
-                        self.flush_boarding()
-        if self.n_active and t % K == 0 and t:
-            self.periodic(t)
-        if self.retarget:
-            gs = self.retarget[0] if len(self.retarget) == 1 else np.concatenate(self.retarget)
-            self.retarget = []
-            self.choose_targets(gs, t)
-        if self.to_plan:
-            gs = self.to_plan[0] if len(self.to_plan) == 1 else np.concatenate(self.to_plan)
-            self.to_plan = []
-            self.plan(gs, t)
+    # -- staff ----------------------------------------------------------------------
+    def _pick(self, here: int, tiles: np.ndarray, weights: np.ndarray) -> int:
+        """The game's distance-weighted choice for staff (scale 1); -1 when nothing can be picked."""
+        if len(tiles) == 0:
+            return -1
+        d = np.where(tiles == here, 1.0, np.maximum(self.rt.dist[here, tiles].astype(float), 2.0))
+        w = weights / d
+        tot = w.sum()
+        if not tot > 0:
+            return -1
+        cum = np.cumsum(w)
+        return int(tiles[min(int(np.searchsorted(cum, self.rng.random() * tot, side="right")), len(tiles) - 1)])
 
-    # -- the next morning ---------------------------------------------------------------
-    def next_state(self) -> dict:
-        s = copy_park_state(self.state)
-        T, R = self.T, self.R
-        revenue = self.ride_rev + self.shop_rev
-        shop_ops = sum(cents(x["operating_cost"]) for x in s["shops"])
-        salaries = sum(cents(x["salary"]) for x in s["staff"])
-        expenses = self.ride_ops_cost + shop_ops + salaries
-        money = cents(s["money"]) + revenue - expenses
-        s["money"] = dollars(money)
-        s["revenue"], s["ride_revenue"], s["shop_revenue"] = (dollars(revenue), dollars(self.ride_rev),
-                                                               dollars(self.shop_rev))
-        s["expenses"], s["ride_operating_costs"] = dollars(expenses), dollars(self.ride_ops_cost)
-        s["shop_operating_costs"], s["salaries"] = dollars(shop_ops), dollars(salaries)
-        s["profit"] = dollars(revenue - expenses)
-        s["guests_today"] = int(self.entered)
-        s["happy_departures"] = int(self.happy_exits)
-        s["avg_happiness"] = round(self.exit_happiness / self.entered, 4) if self.entered else 0.0
-        s["peak_guests"] = int(self.peak)
-        s["turned_away"] = int(self.turned_away)
-        s["guests_left"] = {r: int(self.left[i]) for i, r in enumerate(LEAVE_REASONS)}
-        for i, r in enumerate(s["rides"]):
-            r["broken"] = bool(self.broken[i])
-            r["repair_progress"] = round(float(self.progress[i]), 4) if self.broken[i] else 0.0
-            r["operations_today"] = int(self.ops[i])
-            r["riders_today"] = int(self.rides_taken[i])
-            r["revenue_today"] = dollars(self.att_rev[i])
-            r["uptime_today"] = round(1.0 - self.broken_ticks[i] / T, 4)
-        for j, x in enumerate(s["shops"]):
-            x["customers_today"] = int(self.att_customers[R + j])
-            x["revenue_today"] = dollars(self.att_rev[R + j])
-        jp, mp = self.staff_positions(T)
-        for k, i in enumerate(self.jan):
-            s["staff"][i]["x"], s["staff"][i]["y"] = jp[k] % N, jp[k] // N
-        for k, i in enumerate(self.mech):
-            s["staff"][i]["x"], s["staff"][i]["y"] = mp[k] % N, mp[k] // N
-        clean = np.round(1.0 - np.clip(self.dirt[:NT], 0.0, 1.0), 3)
-        s["cleanliness"] = clean.reshape(N, N).tolist()
-        care = self.graph.is_path[:NT].copy()
-        if self.A:
-            care[self.att_tile] = True
-        s["min_cleanliness"] = float(clean[care].min())
-        s["mean_cleanliness"] = round(float(clean[care].mean()), 4)
-        s["broken_rides"] = int(self.broken.sum())
-        s["uptime"] = round(1.0 - sum(self.broken_ticks) / (T * R), 4) if R else 1.0
-        refresh_totals(s)
-        s["park_rating"] = park_rating(s, self.happy_exits)
-        s["day"] = int(s["day"]) + 1
-        if money < 0:
+    def _step_toward(self, st: dict, here: int, dest: int, steps: int) -> int:
+        for _ in range(steps):
+            if here == dest:
+                break
+            nxt = int(self.rt.step[here, dest])
+            if nxt < 0:
+                break
+            here = nxt
+            st["tiles_traversed"] += 1
+        return here
+
+    def _staff_tick(self, tick: int) -> None:
+        for st in self.staff:
+            sub, col = st["subtype"], st["subclass"]
+            if sub == "janitor":
+                self._janitor(st)
+            elif sub == "mechanic":
+                self._mechanic(st)
+            elif col == "blue":
+                self._stocker(st, tick)
+            else:
+                self._specialist(st)
+
+    def _janitor(self, st: dict) -> None:
+        t = self.p.staff["janitor"][st["subclass"]]
+        thr, rate = t["cleaning_threshold"], t["clean_rate"]
+        here = st["x"] * N + st["y"]
+        if st.get("target") is None:
+            if not hasattr(self, "_cleanable"):
+                k = self.kind
+                self._cleanable = _nz((k != EMPTY) & (k != WATER))
+            tiles = self._cleanable
+            c = self.clean[tiles]
+            m = (c < thr) & ((self.rt.dist[here, tiles] >= 0) | (tiles == here))
+            pick = self._pick(here, tiles[m], 1.0 / (c[m] + 0.001))
+            st["target"] = None if pick < 0 else [pick // N, pick % N]
+            if pick < 0:
+                return
+        tx, ty = st["target"]
+        dest = tx * N + ty
+        if here == dest:
+            if self.money < 1:
+                return
+            self._clean_cost(st, rate)
+            self.clean[dest] = min(1.2, self.clean[dest] + rate)
+            if self.clean[dest] >= thr:
+                st["target"] = None
+            return
+        if self.rng.random() < 0.1 and self.clean[here] < thr:
+            if self.money < 1:
+                return
+            self._clean_cost(st, rate)
+            self.clean[here] = min(1.0, self.clean[here] + rate)
+            return
+        new = self._step_toward(st, here, dest, t["steps"])
+        st["x"], st["y"] = new // N, new % N
+
+    def _clean_cost(self, st: dict, rate: float) -> None:
+        st["success_metric_value"] += rate
+        self.money -= 1
+        self.expenses += 1
+        st["operating_cost"] += 1
+
+    def _mechanic(self, st: dict) -> None:
+        mt = self.p.staff["mechanic"][st["subclass"]]
+        rate = mt["repair_rate"]
+        here = st["x"] * N + st["y"]
+        tgt = st.get("target")
+        ride_at = None
+        if tgt is not None:
+            a = self.tile_att[tgt[0] * N + tgt[1]]
+            if a < 0 or a >= self.R:
+                st["target"] = tgt = None
+            else:
+                ride_at = a
+        if tgt is None:
+            broken = [i for i in range(self.R) if self.oos[i]]
+            tiles = np.array([self.att_tile[i] for i in broken], np.int64)
+            if len(tiles):
+                ok = (self.rt.dist[here, tiles] >= 0) | (tiles == here)
+                tiles = tiles[ok]
+            pick = self._pick(here, tiles, np.ones(len(tiles)))
+            if pick < 0:
+                return
+            st["target"] = [pick // N, pick % N]
+            ride_at = self.tile_att[pick]
+        dest = self.att_tile[ride_at]
+        r = self.rides[ride_at]
+        if here == dest and self.money >= rate:
+            if r["remaining_repair_time"] <= 0:
+                r["remaining_repair_time"] = 0
+                self.oos[ride_at] = False
+                st["target"] = None
+            else:
+                r["remaining_repair_time"] -= rate
+                self.money -= rate
+                self.expenses += rate
+                st["success_metric_value"] += rate
+                st["operating_cost"] += rate
+            return
+        new = self._step_toward(st, here, dest, mt["steps"])
+        st["x"], st["y"] = new // N, new % N
+
+    def _specialist(self, st: dict) -> None:
+        """Clown (yellow), park crier (green), vendor (red): walk to a busy ride and serve its line."""
+        col = st["subclass"]
+        here = st["x"] * N + st["y"]
+        tgt = st.get("target")
+        if tgt is None:
+            ok = [i for i in range(self.R) if (self.rt.dist[here, self.att_tile[i]] >= 0 or self.att_tile[i] == here)
+                  and (col != "yellow" or not self.oos[i])]
+            # the game weighs the reachable rides with the queue lengths of all rides, in list order
+            allw = np.array([len(self.queue[i]) + len(self.boarded[i]) + 0.1 for i in range(self.R)])
+            tiles = np.array([self.att_tile[i] for i in ok], np.int64)
+            pick = self._pick(here, tiles, allw[:len(tiles)])
+            st["target"] = None if pick < 0 else [pick // N, pick % N]
+            return
+        dest = tgt[0] * N + tgt[1]
+        a = self.tile_att[dest]
+        if here == dest:
+            if 0 <= a < self.R:
+                gs = list(self.queue[a]) + self.boarded[a]
+                t = self.p.staff["specialist"][col]
+                for g in gs:
+                    if col == "yellow":
+                        self.hap[g] = min(1.0, self.hap[g] + t["happiness_boost"])
+                    elif col == "green":
+                        self.status_info[g] = True
+                    else:
+                        self.hun[g] = max(0.0, self.hun[g] - t["hunger_reduction"])
+                        self.thi[g] = max(0.0, self.thi[g] - t["thirst_reduction"])
+                st["success_metric_value"] += len(gs) + (1 if col == "red" else 0)
+            st["target"] = None
+            return
+        new = self._step_toward(st, here, dest, {"yellow": 1, "green": 2, "red": 3}[col])
+        st["x"], st["y"] = new // N, new % N
+
+    def _stocker(self, st: dict, tick: int) -> None:
+        t = self.p.staff["specialist"]["blue"]
+        carried = st.get("carried_inventory", 0)
+        if TICKS_PER_DAY - tick < t["idle_ticks"] and carried == 0:
+            return
+        here = st["x"] * N + st["y"]
+        tgt = st.get("target")
+        if tgt is None:
+            cands = [j for j, s in enumerate(self.shops) if s["order_quantity"] > 0
+                     and self.inventory[self.R + j] / s["order_quantity"] < t["restock_threshold"]
+                     and (self.rt.dist[here, self.att_tile[self.R + j]] >= 0 or self.att_tile[self.R + j] == here)]
+            if not cands:
+                return
+            tiles = np.array([self.att_tile[self.R + j] for j in cands], np.int64)
+            w = np.array([self.shops[j]["order_quantity"] / (self.inventory[self.R + j] + 0.1) for j in cands])
+            shop = self._pick(here, tiles, w)
+            st["next_target"] = [shop // N, shop % N]
+            de = max(float(self.rt.dist[here, self.exit]), 1.0)
+            dn = max(float(self.rt.dist[here, self.entrance]), 1.0)
+            gate = self._pick(here, np.array([self.exit, self.entrance]), np.array([1 / de, 1 / dn]))
+            st["target"] = [gate // N, gate % N]
+            return
+        dest = tgt[0] * N + tgt[1]
+        if here == dest:
+            nt = st.get("next_target")
+            if nt is None:
+                a = self.tile_att[dest]
+                if a >= self.R:
+                    self.inventory[a] += carried
+                    self.shops[a - self.R]["inventory"] = int(self.inventory[a])
+                    if self.inventory[a] > 0:
+                        self.oos[a] = False
+                    self.shops[a - self.R]["number_of_restocks"] += 1
+                st["success_metric_value"] += carried
+                st["carried_inventory"] = 0
+                st["target"] = None
+            else:
+                a = self.tile_att[nt[0] * N + nt[1]]
+                if a >= self.R:
+                    sh = self.shops[a - self.R]
+                    q = sh["order_quantity"]
+                    c = min(t["max_inventory"], q - int(self.inventory[a]), math.floor(q * t["stocking_rate"]))
+                    if sh["item_cost"]:
+                        c = min(self.money // sh["item_cost"], c)
+                    c = max(int(c), 0)
+                    self.money -= c * sh["item_cost"]
+                    self.expenses += c * sh["item_cost"]
+                    st["operating_cost"] += c * sh["item_cost"]
+                    st["carried_inventory"] = c
+                st["target"], st["next_target"] = nt, None
+            return
+        new = self._step_toward(st, here, dest, 2)
+        st["x"], st["y"] = new // N, new % N
+
+    # -- evening ---------------------------------------------------------------------
+    def _closing(self) -> None:
+        n = self.n
+        if not n:
+            return
+        left = _nz(~self.exited[:n])
+        self.waiting[left] = False
+        for g in left.tolist():
+            a = self.tile_att[self.pos[g]]
+            if a >= self.R:   # a guest standing in a shop at closing is served once more
+                self._shop(g, int(a))
+        self.reason[left] = R_CODE["Day ended"]
+        self.exited[:n] = True
+
+    def _pay_staff(self) -> None:
+        paid = 0
+        staff = self.staff
+        for st in list(staff):
+            sal = int(self.p.staff[st["subtype"]][st["subclass"]]["salary"])
+            if sal > self.money and not self.p.bankruptcy:
+                # the game dismisses the first staff member of that kind on that tile
+                key = (st["subtype"], st["subclass"], st["x"], st["y"])
+                for j, o in enumerate(staff):
+                    if (o["subtype"], o["subclass"], o["x"], o["y"]) == key:
+                        del staff[j]
+                        break
+                continue
+            self.money -= sal
+            paid += sal
+            self.expenses += sal
+        self.salaries = paid
+
+    def _write_back(self, rating: float, exc: float, assets: float) -> dict:
+        s, p, n = self.s, self.p, self.n
+        # rides
+        for i, r in enumerate(self.rides):
+            r["out_of_service"] = bool(self.oos[i])
+            r["unnorm_uptime"] = float(self.ride_uptime[i])
+            r["uptime"] = round(self.ride_uptime[i] / TICKS_PER_DAY * 100) / 100
+            r["operating_cost"] = int(self.ride_cost[i])
+            r["revenue_generated"] = int(self.ride_rev[i])
+            r["guests_entertained"] = int(self.entertained[i])
+            r["times_operated"] = int(self.operated[i])
+            r["total_guests_queued"] = int(self.queued[i])
+            r["total_wait_time"] = int(self.wait_time[i])
+            r["avg_wait_time"] = round((self.wait_time[i] / self.queued[i] if self.queued[i] else 0) * 100) / 100
+            r["avg_guests_per_operation"] = round((self.entertained[i] / self.operated[i]
+                                                   if self.operated[i] else 0) * 100) / 100
+        for j, sh in enumerate(self.shops):
+            a = self.R + j
+            sh["inventory"] = int(self.inventory[a])
+            sh["out_of_service"] = bool(self.oos[a])
+            sh["uptime"] = _shop_uptime(sh)
+        # tiles
+        grid = self.clean.reshape(N, N)
+        s["hidden"]["cleanliness"] = [[round(float(v), 4) for v in row] for row in grid]
+        for a in self.rides + self.shops:
+            a["cleanliness"] = r2(grid[a["x"], a["y"]])
+        for t in s["paths"]:
+            t["cleanliness"] = r2(grid[t["x"], t["y"]])
+        # guests
+        full = _nz(self.reason[:n] != R_CODE["Day ended"])
+        stats = {"total_guests": int(n), "avg_money_spent": 0.0, "avg_time_in_park": 0.0, "avg_rides_visited": 0.0,
+                 "avg_food_shops_visited": 0.0, "avg_drink_shops_visited": 0.0,
+                 "avg_specialty_shops_visited": 0.0}
+        if len(full):
+            for key, arr in (("avg_money_spent", self.spent), ("avg_time_in_park", self.steps),
+                             ("avg_rides_visited", self.rides_v), ("avg_food_shops_visited", self.food_v),
+                             ("avg_drink_shops_visited", self.drink_v),
+                             ("avg_specialty_shops_visited", self.spec_v)):
+                stats[key] = round(float(np.mean(arr[full])) * 100) / 100
+        s["guests"] = stats
+        if n:
+            s["hidden"]["prev_guest_happiness"] = float(np.mean(self.hap[:n]))
+        # survey
+        res = s["guest_survey_results"]
+        if self.day_survey > 0:
+            pool = full
+            pick = pool if len(pool) <= self.day_survey else self.rng.choice(pool, self.day_survey, replace=False)
+            res["list_of_results"] = [{
+                "happiness_at_exit": r2(self.hap[g]), "hunger_at_exit": r2(self.hun[g]),
+                "thirst_at_exit": r2(self.thi[g]), "remaining_energy": r2(self.energy[g]),
+                "remaining_money": r2(self.money_g[g]),
+                "percent_of_money_spent": r2(self.spent[g] / self.start_money[g] if self.start_money[g] else 0),
+                "reason_for_exit": EXIT_REASONS[int(self.reason[g])], "preference": "no preferences"}
+                for g in np.sort(pick)]
+            res["age_of_results"] = 0
+        else:
+            res["age_of_results"] = int(res.get("age_of_results", 0)) + 1
+        s["hidden"]["survey_pending"] = 0
+        # staff order as the game keeps it
+        order = {"janitor": 0, "mechanic": 1, "specialist": 2}
+        s["staff"]["staff_list"] = sorted(self.staff, key=lambda st: (order[st["subtype"]], st["x"], st["y"]))
+        s["staff"]["total_salary_paid"] = int(self.salaries)
+        # money and the day's totals
+        s["step"] = int(s["step"]) + 1
+        s["money"] = int(self.money)
+        s["revenue"], s["expenses"] = int(self.revenue), int(self.expenses)
+        s["profit"] = s["revenue"] - s["expenses"]
+        s["park_rating"] = round(rating, 2)
+        s["value"] = int(round(assets + self.money))
+        s["hidden"]["parse_error"] = False
+        s["hidden"]["action_cost"] = 0
+        s["hidden"]["action_refund"] = 0
+        refresh(s, p, excitement=exc)
+        if p.bankruptcy and s["money"] < 0:
             s["bankrupt"] = True
-            s["game_over"] = True
-        if s["day"] >= s["horizon"]:
-            s["game_over"] = True
+        s["game_over"] = bool(s["bankrupt"] or s["step"] >= s["horizon"])
         return s
 
 
-def park_rating(state: dict, happy_exits: int) -> float:
-    """The evening rating (0..100): a weighted blend of yesterday's rating and today's score.
-
-    Today's score grows with total excitement and happy departures and shrinks with dirt
-    (lowest cleanliness), downtime and an average intensity far from 5.
-    """
-    c = CHOICES
-    if state["rides"]:
-        score = (c["rating_open_bonus"]
-                 + c["rating_excitement"] * (1.0 - math.exp(-state["total_excitement"] / c["rating_excitement_scale"]))
-                 + c["rating_happy"] * happy_exits / (happy_exits + c["rating_happy_half"])
-                 + c["rating_clean"] * state["min_cleanliness"]
-                 + c["rating_uptime"] * state["uptime"]
-                 - c["rating_intensity"] * abs(state["avg_intensity"] - 5.0))
-    else:
-        score = c["rating_clean"] * state["min_cleanliness"]
-    score = min(100.0, max(0.0, score))
-    m = c["rating_memory"]
-    return round(m * float(state["park_rating"]) + (1.0 - m) * score, 2)
-
-
-def simulate_day(state: dict, rng: np.random.Generator) -> dict:
-    """Run one day from a morning state (action already applied); returns the next morning."""
-    day = _Day(state, rng)
-    day.run()
-    return day.next_state()
+def simulate_day(state: dict, rng: np.random.Generator, params: str | Params | None = None) -> dict:
+    """Run one day from ``state`` (the action already applied); returns a new state."""
+    s = copy_park_state(state)
+    p = get_params(params if params is not None else s["hidden"]["parameters"])
+    return _Day(s, p, rng).run()
 
 
 def transition(state: dict, action: Any, rng: np.random.Generator) -> tuple[dict, bool, dict]:
-    """The full step as a function: apply the action (if valid), run the day.
+    """One step from any state: apply the morning ``action`` (if valid), run the day.
 
-    Returns ``(next_state, valid, info)``; ``info`` has ``error`` and ``reason`` (None when the
-    action was valid) and ``done``.  The input state is not modified.  A finished game
-    (bankrupt or out of days) stays as it is and every action is refused.
+    Returns ``(next_state, valid, info)``; ``info`` has ``error``, ``reason``, ``message`` and
+    ``done``.  A finished game refuses every action and stays as it is.
     """
-    after, valid, error, reason = apply_action(state, action)
-    if reason == "game_over":
-        return after, False, {"error": error, "reason": reason, "done": True}
-    nxt = simulate_day(after, rng)
-    return nxt, valid, {"error": error, "reason": reason, "done": bool(nxt["game_over"])}
+    if state.get("game_over"):
+        return copy_park_state(state), False, {"error": "The game has ended", "reason": "game_over",
+                                               "message": "The game has ended", "done": True}
+    after, valid, error, info = apply_action(state, action)
+    p = get_params(after["hidden"]["parameters"])
+    after["hidden"]["action_cost"] = info["cost"]
+    after["hidden"]["action_refund"] = info["refund"]
+    after["hidden"]["parse_error"] = bool(info["parse_error"]) and p.name == "game"
+    nxt = _Day(after, p, rng).run()
+    out = {"error": error, "reason": info["reason"], "message": info["message"], "done": bool(nxt["game_over"]),
+           "action": info["action"]}
+    return nxt, valid, out
 
 
-__all__ = ["simulate_day", "transition", "park_rating", "path_graph", "PathGraph"]
+__all__ = ["simulate_day", "transition", "park_rating", "routes_for", "Routes"]
