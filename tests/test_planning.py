@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from cassandra_wm.envs import make_env
-from cassandra_wm.envs.base import format_action
+from cassandra_wm.envs.base import format_action, get_path
 from cassandra_wm.planning import (MCTS, AgentSpec, CoffeeShopProposer, MCTSAgent, MCTSConfig, MPCConfig,
                                    SampledMPCAgent, make_proposer, play_agents)
 from cassandra_wm.planning.episodes import heldout_seeds, load_results
@@ -349,14 +349,16 @@ def test_world_model_carries_the_theme_parks_structural_changes():
 
     class Hold:
         def sample(self, prev_states, actions, next_det, rng):
-            return {n: np.array([p[n] for p in prev_states]) for n in env.spec.bn_variables}
+            return {n: np.array([get_path(p, env.spec.variable(n).path) for p in prev_states])
+                    for n in env.spec.bn_variables}
 
     wm = WorldModel(env.spec, det, Hold())
     build = next(a for a in make_proposer(env.spec, det).propose(s, np.random.default_rng(0), 100)
                  if a["name"] == "place" and a["args"]["type"] == "ride")
     nxt, valid = wm.sample_next([s], [build], n=2, rng=np.random.default_rng(0))
-    assert valid.all() and s["rides"] == []  # input untouched
-    assert all(len(x["rides"]) == 1 and x["num_rides"] == 1 and x["day"] == 1 for x in nxt)
+    assert valid.all() and s["rides"]["ride_list"] == [] and s["rides"]["total_rides"] == 0  # input untouched
+    assert all(len(x["rides"]["ride_list"]) == 1 and x["rides"]["total_rides"] == 1 and x["step"] == s["step"] + 1
+               for x in nxt)
     assert wm.counters_dict()["held:revenue"] == 2  # stochastic variables outside the network are held
 
 

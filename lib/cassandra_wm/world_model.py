@@ -245,7 +245,7 @@ def default_terminal(env: Any | None, spec: EnvSpec) -> Callable[[dict], bool]:
 def default_bookkeeping(spec: EnvSpec) -> Callable[[dict, dict], None]:
     """Advance the bookkeeping fields the environments keep beside their variables.
 
-    ``day`` is incremented, ``bankrupt`` set when the reward variable (money)
+    ``day`` (or ``step``) is incremented, ``bankrupt`` set when the reward variable (money)
     goes below zero (the rule of both simulators) and ``game_over`` set when
     bankrupt or out of days; pass another function to :class:`WorldModel` for
     other rules.
@@ -253,8 +253,9 @@ def default_bookkeeping(spec: EnvSpec) -> Callable[[dict, dict], None]:
     reward = _getter(spec.variable(spec.reward_variable).path)
 
     def bookkeeping(prev: dict, nxt: dict) -> None:
-        if "day" in prev:
-            nxt["day"] = int(prev["day"]) + 1
+        for clock in ("day", "step"):  # the coffee shop counts days, the park (like the real game) steps
+            if clock in prev:
+                nxt[clock] = int(prev[clock]) + 1
         if "bankrupt" in prev:
             try:
                 nxt["bankrupt"] = bool(prev.get("bankrupt")) or float(reward(nxt)) < 0
@@ -262,8 +263,9 @@ def default_bookkeeping(spec: EnvSpec) -> Callable[[dict, dict], None]:
                 nxt["bankrupt"] = bool(prev.get("bankrupt"))
         if "game_over" in prev:
             over = bool(nxt.get("bankrupt"))
-            if "day" in nxt and "horizon" in nxt:
-                over = over or int(nxt["day"]) >= int(nxt["horizon"])
+            clock = "day" if "day" in nxt else "step"
+            if clock in nxt and "horizon" in nxt:
+                over = over or int(nxt[clock]) >= int(nxt["horizon"])
             nxt["game_over"] = over
     return bookkeeping
 
