@@ -55,7 +55,7 @@ from typing import Any, Callable, Protocol, Sequence
 
 import numpy as np
 
-from .envs.base import EnvSpec, VariableSpec, coerce_action, get_path
+from .envs.base import EnvSpec, VariableSpec, coerce_action, get_path, pointer_tokens
 
 EXEC_ERROR = "E_exec:"  # prefix of error messages that report a failure of the deterministic source itself
 
@@ -65,7 +65,7 @@ EXEC_ERROR = "E_exec:"  # prefix of error messages that report a failure of the 
 def _tokens(pointer: str) -> list[str]:
     if not pointer.startswith("/") or pointer == "/":
         raise ValueError(f"bad JSON pointer for a variable: {pointer!r}")
-    return [t.replace("~1", "/").replace("~0", "~") for t in pointer[1:].split("/")]
+    return pointer_tokens(pointer)
 
 
 class _Writer:
@@ -560,7 +560,7 @@ class WorldModel(_Base):
             return x
         try:
             f = float(x)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):  # e.g. an int too large for a float
             f = math.nan
         if not math.isfinite(f):
             self.counters[f"nonfinite:{v.name}"] += 1

@@ -118,21 +118,12 @@ TIMING_FIELDS = ("seconds_per_decision", "cpu_seconds_per_decision", "seconds_to
 
 # -- the results file ------------------------------------------------------------------
 
-_CODE_PARTS = ("planning", "world_model.py", "structure", "envs", "paper.py")
-
-
 def code_version() -> str:
-    """Hash of the sources an episode's outcome depends on: the planners, the world model, the networks'
-    code and the simulators (planning never reads the code stream's output, so ``codewm`` is not in it)."""
-    root = Path(__file__).resolve().parents[1]
-    h = hashlib.sha256()
-    for part in _CODE_PARTS:
-        p = root / part
-        files = sorted(p.rglob("*.py")) if p.is_dir() else [p]
-        for f in files:
-            h.update(str(f.relative_to(root)).encode())
-            h.update(f.read_bytes())
-    return h.hexdigest()[:12]
+    """Hash of the sources an episode's outcome depends on: everything the planners import (the
+    world model, the networks' code, the simulators), found by following imports; planning never
+    reads the code stream's output, so ``codewm`` is not in it."""
+    from ..fingerprint import code_hash
+    return code_hash(["cassandra_wm.planning.episodes", "cassandra_wm.planning.roster"])
 
 
 def settings_key(settings: Any) -> str:
