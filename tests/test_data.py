@@ -155,3 +155,97 @@ def test_flatten_handles_dataframe_from_records(records):
     flat = data.flatten(df, make_env("coffee_shop").spec)
     assert len(flat) == len(records)
     assert np.isfinite(flat["money"]).all()
+
+
+# -- schema validation: every bad line fails with file, line and field -------------------------
+
+@pytest.fixture
+def saved(records, tmp_path):
+    """A dataset written with its environment named in the sidecar, so states are checked by the spec."""
+    path = tmp_path / "transitions.jsonl"
+    data.save_transitions(records, path, meta={"env": "coffee_shop"})
+    return path
+
+
+def _edit_line(path, index, edit, keep_hash=False):
+    """Rewrite one line (0-based) through ``edit(dict)``; optionally refresh the sidecar's sha256."""
+    lines = path.read_text().splitlines()
+    rec = json.loads(lines[index])
+    edit(rec)
+    lines[index] = json.dumps(rec)
+    text = "\n".join(lines) + "\n"
+    path.write_text(text)
+    if keep_hash:  # the sidecar agrees with the file: only the schema can catch the problem
+        side = json.loads(data.meta_path(path).read_text())
+        import hashlib
+        side["sha256"] = hashlib.sha256(text.encode()).hexdigest()
+        data.meta_path(path).write_text(json.dumps(side))
+
+
+@pytest.mark.parametrize("edit, field, words", [
+    (lambda r: r["state"].pop("money"), "state.money", "missing"),
+    (lambda r: r["next_state"].update(customers="12"), "next_state.customers", "finite number"),
+    (lambda r: r["state"].update(milk=None), "state.milk", "finite number"),
+    (lambda r: r["state"].update(money=True), "state.money", "finite number"),
+    (lambda r: r.update(valid="true"), "valid", "boolean"),
+    (lambda r: r.update(traj_id="3"), "traj_id", "integer"),
+    (lambda r: r.update(t=-1), "t", "greater than or equal"),
+    (lambda r: r.update(error=7), "error", "string"),
+    (lambda r: r.update(state=[1, 2]), "state", "dictionary"),
+    (lambda r: r.update(extra=1), "extra", "extra"),
+    (lambda r: r.pop("done"), "done", "lacks"),
+])
+def test_schema_errors_name_file_line_and_field(saved, edit, field, words):
+    _edit_line(saved, 6, edit, keep_hash=True)
+    with pytest.raises(data.DataFileError) as e:
+        data.load_records(saved)
+    msg = str(e.value)
+    assert f"{saved}:7:" in msg and f"'{field}'" in msg and words in msg.lower(), msg
+
+
+def test_nan_and_infinity_are_rejected(saved):
+    lines = saved.read_text().splitlines()
+    lines[2] = lines[2].replace('"money":', '"money":NaN,"was_money":', 1)
+    saved.write_text("\n".join(lines) + "\n")
+    with pytest.raises(data.DataFileError, match=r":3: NaN is not allowed"):
+        data.load_records(saved)
+
+
+def test_non_utf8_bytes_name_line_and_column(saved):
+    raw = saved.read_bytes().split(b"\n")
+    raw[3] = raw[3][:10] + b"\xff" + raw[3][10:]
+    saved.write_bytes(b"\n".join(raw))
+    with pytest.raises(data.DataFileError, match=r":4: not UTF-8 \(byte 0xff at column 11\)"):
+        data.load_records(saved)
+
+
+def test_edited_file_is_caught_by_the_sidecar_hash(saved):
+    _edit_line(saved, 0, lambda r: r["state"].update(money=r["state"]["money"] + 1))
+    with pytest.raises(data.DataFileError, match="sha256"):
+        data.load_records(saved)
+
+
+def test_sidecar_schema(saved):
+    mp = data.meta_path(saved)
+    good = json.loads(mp.read_text())
+    cases = [
+        ({k: v for k, v in good.items() if k != "splits"}, "lacks field 'splits'"),
+        ({**good, "splits": {"train": [0], "val": [1]}}, "'splits.test'"),
+        ({**good, "splits": {**good["splits"], "val": ["1"]}}, "'splits.val.0'"),
+        ({**good, "counts": {**good["counts"], "records": "180"}}, "'counts.records'"),
+        ({**good, "splits": {"train": [0, 1], "val": [1], "test": []}}, "both 'train' and 'val'"),
+        ({**good, "splits": {"train": [0, 99], "val": [], "test": []}}, "not in transitions.jsonl: [99]"),
+    ]
+    for side, words in cases:
+        mp.write_text(json.dumps(side))
+        with pytest.raises(data.DataFileError) as e:
+            data.load_records(saved, split="train")
+        assert words in str(e.value), str(e.value)
+    mp.write_bytes(b'{"schema_version": 1, "file": "\xff"}')
+    with pytest.raises(data.DataFileError, match="not UTF-8"):
+        data.load_meta(saved)
+
+
+def test_valid_dataset_loads_with_spec_checks(saved, records):
+    assert data.load_records(saved) == records
+    assert len(data.load_transitions(saved, split="train")) > 0

@@ -16,6 +16,7 @@ MSG = [{"role": "user", "content": "Is the espresso machine a parent of the queu
 @pytest.fixture
 def cache_dir(tmp_path, monkeypatch):
     monkeypatch.setattr(paths, "LLM_CACHE", tmp_path / "llm_cache")
+    monkeypatch.setattr(paths, "SHIPPED_LLM_CACHE", tmp_path / "shipped")
     monkeypatch.delenv("CASSANDRA_LLM_CACHE", raising=False)
     return tmp_path / "llm_cache"
 
@@ -28,8 +29,9 @@ def test_record_then_replay_with_server_gone(chat_server, cache_dir):
     assert not r1.cached and r1.parsed == {"answer": True}
     path = cache_dir / "fake-model.jsonl"
     line = json.loads(path.read_text().splitlines()[0])
-    assert line["key"] == request_key("fake-model", MSG, SCHEMA, True, 2, 0.0, 1, 512, 0)[0]
-    assert line["stage"] == "prior" and line["model"] == "fake-model"
+    ep = chat_server.base_url
+    assert line["key"] == request_key("fake-model", MSG, SCHEMA, True, 2, 0.0, 1, 512, 0, endpoint=ep)[0]
+    assert line["stage"] == "prior" and line["model"] == "fake-model" and line["endpoint"] == ep
     assert line["request"]["messages"] == MSG
 
     chat_server.close()  # nobody answers from here on
@@ -47,8 +49,8 @@ def test_record_then_replay_with_server_gone(chat_server, cache_dir):
 
 
 def test_replay_miss_names_stage_and_hash(cache_dir):
-    c = CachedChat(None, mode="replay", model="some-model", stage="03_structure")
-    key, _ = request_key("some-model", MSG, temperature=0.7, sample_index=3)
+    c = CachedChat(None, mode="replay", model="some-model", stage="03_structure", endpoint="http://h/v1")
+    key, _ = request_key("some-model", MSG, temperature=0.7, sample_index=3, endpoint="http://h/v1")
     with pytest.raises(LLMError) as e:
         c.chat(MSG, temperature=0.7, sample_index=3)
     msg = str(e.value)
@@ -129,7 +131,7 @@ def test_replay_spec_reads_the_model_from_the_file(cache_dir):
     assert c.model == "Some Model (Q8, local)" and c.chat(MSG, schema=SCHEMA).cached
     with pytest.raises(ValueError, match="can only replay"):
         get_chat(f"replay:{slug}", cache="record")
-    with pytest.raises(LLMError, match="recorded caches here: some-model-q8-local"):
+    with pytest.raises(LLMError, match="recorded caches here: some-model-q8-local$"):
         get_chat("replay:nope")
 
 
@@ -141,3 +143,111 @@ def test_local_replay_starts_no_server(cache_dir):
     with pytest.raises(LLMError, match="replay miss"):
         c.chat(MSG)
     assert local._SHARED is None
+
+
+def test_cache_allows_follows_the_mode(monkeypatch):
+    from cassandra_wm.llm import cache_allows
+
+    assert [cache_allows(a, "record") for a in ("read", "write")] == [True, True]
+    assert [cache_allows(a, "replay") for a in ("read", "write")] == [True, False]
+    assert [cache_allows(a, "off") for a in ("read", "write")] == [False, False]
+    monkeypatch.setenv("CASSANDRA_LLM_CACHE", "off")
+    assert not cache_allows("read")
+    with pytest.raises(ValueError):
+        cache_allows("delete")
+
+
+def test_answers_recorded_at_one_endpoint_are_not_served_for_another(cache_dir):
+    a = ScriptedChat(['{"answer": true}'], model="m5")
+    a.endpoint_id = "http://server-a:8000/v1"
+    CachedChat(a, mode="record").chat(MSG, schema=SCHEMA)
+    b = ScriptedChat(['{"answer": false}'], model="m5")
+    b.endpoint_id = "http://server-b:8000/v1"
+    assert CachedChat(b, mode="record").chat(MSG, schema=SCHEMA).parsed == {"answer": False}
+    assert len(b.requests) == 1  # asked, not served server a's answer
+    with pytest.raises(LLMError, match="replay miss.*server-c"):
+        CachedChat(None, mode="replay", model="m5", endpoint="http://server-c:8000/v1").chat(MSG, schema=SCHEMA)
+    with pytest.raises(LLMError, match="several endpoints"):
+        CachedChat(None, mode="replay", model="m5").chat(MSG, schema=SCHEMA)
+    r = CachedChat(None, mode="replay", model="m5", endpoint="http://server-a:8000/v1").chat(MSG, schema=SCHEMA)
+    assert r.parsed == {"answer": True}
+
+
+def test_unusable_scripted_reply_is_an_error_and_not_recorded(cache_dir):
+    from cassandra_wm.llm import UnusableReply
+
+    inner = ScriptedChat(['{"answer": "perhaps"}', "", '{"answer": true}'], model="m6")
+    for kind in ("schema", "empty"):
+        with pytest.raises(UnusableReply) as e:
+            CachedChat(inner, mode="record", stage="st").chat(MSG, schema=SCHEMA)
+        assert e.value.kind == kind
+    assert not (cache_dir / "m6.jsonl").exists()
+    assert usage_totals()["st"]["errors"] == 2
+    assert CachedChat(inner, mode="record").chat(MSG, schema=SCHEMA).parsed == {"answer": True}
+
+
+def test_migration_rekeys_by_endpoint_drops_unusable_and_is_deterministic(cache_dir, tmp_path):
+    from cassandra_wm.llm import migrate_cache_file, scan_cache_file
+
+    good = {"text": '{"answer": true}', "parsed": {"answer": True}, "usage": {"finish_reason": "stop"}, "model": "m7"}
+    cut = {"text": '{"answer": ', "usage": {"finish_reason": "length"}, "model": "m7"}
+    recs = []
+    for i, reply in enumerate([good, cut, good]):
+        key, req = request_key("m7", MSG, SCHEMA, seed=i)  # the old form: no endpoint
+        recs.append({"key": key, "model": "m7", "stage": "s", "created": "2025-01-01", "request": req, "reply": reply})
+    old = tmp_path / "old.jsonl"
+    old.write_text("".join(json.dumps(r) + "\n" for r in recs) + "{broken\n")
+    assert scan_cache_file(old)["legacy"] == 3
+    a, b = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
+    st = migrate_cache_file(old, "http://h:1/v1", a)
+    migrate_cache_file(old, "http://h:1/v1", b)
+    assert a.read_bytes() == b.read_bytes()
+    assert (st["read"], st["kept"], st["rekeyed"], len(st["dropped"])) == (4, 2, 2, 2)
+    scan = scan_cache_file(a)
+    assert scan["usable"] == 2 and not scan["problems"] and scan["legacy"] == 0
+    again = migrate_cache_file(a, "http://other/v1")  # idempotent: keeps the endpoint already named
+    assert again["rekeyed"] == 0 and a.read_bytes() == b.read_bytes()
+    lines = [json.loads(x) for x in a.read_text().splitlines()]
+    assert [x["reply"] for x in lines] == [good, good]  # replies copied unchanged
+    r = CachedChat(None, mode="replay", model="m7", path=a, endpoint="http://h:1/v1").chat(MSG, schema=SCHEMA, seed=2)
+    assert r.cached and r.parsed == {"answer": True}
+
+
+SHIPPED = paths.ROOT / "data" / "llm_cache" / "smollm2-135m-instruct-q4_1-gguf-llama.cpp-local.jsonl"
+
+
+def test_shipped_cache_is_clean_and_keyed_by_the_local_model_file():
+    from cassandra_wm.llm import local_endpoint_id, scan_cache_file
+
+    st = scan_cache_file(SHIPPED)
+    assert st["records"] > 250 and not st["problems"] and st["legacy"] == 0
+    first = json.loads(SHIPPED.read_text().splitlines()[0])
+    assert first["request"]["endpoint"] == local_endpoint_id()
+    assert local_endpoint_id().startswith("local:sha256:")
+
+
+def test_shipped_answers_replay_whatever_the_output_folder(tmp_path):
+    """A replay into another CASSANDRA_OUT still finds the shipped answers (and writes nothing there)."""
+    import subprocess
+    import sys
+
+    rec = json.loads(SHIPPED.read_text().splitlines()[-1])
+    req = rec["request"]
+    code = (
+        "import json, sys\n"
+        "from cassandra_wm.llm import get_chat\n"
+        "req = json.loads(sys.stdin.read())\n"
+        "c = get_chat('local', stage='t', cache='replay')\n"
+        "r = c.chat(req['messages'], schema=req['schema'], logprobs=req['logprobs'], "
+        "top_logprobs=req['top_logprobs'], temperature=req['temperature'], seed=req['seed'], "
+        "max_tokens=req['max_tokens'], sample_index=req['sample_index'])\n"
+        "print(json.dumps({'text': r.text, 'cached': r.cached, 'label': c.label}))\n")
+    env = {k: v for k, v in __import__("os").environ.items() if not k.startswith("CASSANDRA_")}
+    env["CASSANDRA_OUT"] = str(tmp_path)
+    res = subprocess.run([sys.executable, "-c", code], input=json.dumps(req), capture_output=True, text=True,
+                         env=env, timeout=120)
+    assert res.returncode == 0, res.stderr[-2000:]
+    out = json.loads(res.stdout.strip().splitlines()[-1])
+    assert out["cached"] and out["text"] == rec["reply"]["text"]
+    assert out["label"] == rec["model"]
+    assert not (tmp_path / "data").exists()

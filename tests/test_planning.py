@@ -8,11 +8,12 @@ import pytest
 import torch
 
 from cassandra_wm.envs import make_env
-from cassandra_wm.envs.base import format_action
-from cassandra_wm.planning import (MCTS, CoffeeShopProposer, MCTSAgent, MCTSConfig, SampledMPCAgent,
-                                   make_proposer)
-from cassandra_wm.planning.evaluate import (evaluate, heldout_seeds, load_results, mean_ci, money_curves,
-                                            summary_table, t_quantile)
+from cassandra_wm.envs.base import format_action, get_path
+from cassandra_wm.planning import (MCTS, AgentSpec, CoffeeShopProposer, MCTSAgent, MCTSConfig, MPCConfig,
+                                   SampledMPCAgent, make_proposer, play_agents)
+from cassandra_wm.planning.episodes import heldout_seeds, load_results
+from cassandra_wm.planning.stats import (mean_ci, money_curves, paired_difference, summary_table,
+                                         t_quantile)
 from cassandra_wm.world_model import OracleModel, SimulatorDeterministic, WorldModel
 
 torch.set_num_threads(1)
@@ -79,7 +80,7 @@ START = {"money": 0.0, "invested": 0}
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_mcts_finds_the_delayed_best_first_action(seed):
     model = DelayedRewardModel()
-    res = MCTS(model, ToyProposer(), MCTSConfig()).plan(START, np.random.default_rng(seed))
+    res = MCTS(model, ToyProposer(), MCTSConfig.appendix_c4()).plan(START, np.random.default_rng(seed))
     assert res.action["name"] == "invest"
     assert res.plan[0] == "invest()"
     top = res.candidates[0]
@@ -87,23 +88,64 @@ def test_mcts_finds_the_delayed_best_first_action(seed):
     assert sum(c["visits"] for c in res.candidates) == 90  # every iteration passes one root child
     assert model.calls == 90 * 3 and set(model.rows) == {4}  # one batch of 4 rollouts per model step
     # with a one-day horizon the delayed effect is invisible, and the quick gain wins
-    short = MCTS(DelayedRewardModel(), ToyProposer(), MCTSConfig(horizon=1)).plan(START, np.random.default_rng(seed))
+    short = MCTS(DelayedRewardModel(), ToyProposer(), MCTSConfig(tree_depth=1, lookahead=1)).plan(
+        START, np.random.default_rng(seed))
     assert short.action["name"] == "quick"
+
+
+@pytest.mark.parametrize("batch", [1, 10])
+def test_a_lookahead_beyond_the_tree_sees_the_payoff(batch):
+    # one tree action, then two days of waiting: the investment's payoff lies beyond the tree
+    model = DelayedRewardModel()
+    cfg = MCTSConfig(iterations=60, tree_depth=1, lookahead=3, rollout_policy="wait", batch=batch)
+    res = MCTS(model, ToyProposer(), cfg).plan(START, np.random.default_rng(0))
+    assert res.action["name"] == "invest"
+    assert model.calls == (60 // batch) * 3 and set(model.rows) == {4 * batch}
+    assert len(res.plan) == 1  # the tree never grows beyond its depth
+    # the same search cut at the tree's depth does not see it
+    res1 = MCTS(DelayedRewardModel(), ToyProposer(), MCTSConfig(iterations=60, tree_depth=1, lookahead=1,
+                                                                batch=batch)).plan(START, np.random.default_rng(0))
+    assert res1.action["name"] == "quick"
+
+
+def test_discounting_weighs_later_days_less():
+    # invest: -2 today, +6 on each later day; with a steep discount the quick +3 wins again
+    cfg = dict(iterations=60, tree_depth=1, lookahead=3, rollout_policy="wait")
+    plain = MCTS(DelayedRewardModel(noise=0.0), ToyProposer(), MCTSConfig(**cfg)).plan(START, np.random.default_rng(0))
+    steep = MCTS(DelayedRewardModel(noise=0.0), ToyProposer(), MCTSConfig(**cfg, discount=0.1)).plan(
+        START, np.random.default_rng(0))
+    assert plain.action["name"] == "invest" and steep.action["name"] == "quick"
+    assert plain.candidates[0]["mean"] == pytest.approx(10.0)  # -2 + 6 + 6
+    assert max(c["mean"] for c in steep.candidates) == pytest.approx(3.0)
 
 
 def test_sampled_mpc_finds_the_delayed_best_first_action():
     model = DelayedRewardModel()
-    agent = SampledMPCAgent(model, ToyProposer(), n_first=20, steps=3, rollouts=8, rollout_policy="wait", seed=0)
+    cfg = MPCConfig(n_first=20, lookahead=3, rollouts=8, rollout_policy="wait", score="mean")
+    agent = SampledMPCAgent(model, ToyProposer(), cfg, seed=0)
     assert agent.act(START)["name"] == "invest"
     assert model.rows == [18 * 8] * 3  # all first actions x rollouts in one batch per step
     assert agent.diagnostics(3)["candidates"][0]["action"] == "invest()"
+    a1 = MPCConfig.appendix_a1(rollout_policy="wait")
+    assert (a1.lookahead, a1.score) == (4, "max")
 
 
-def test_mcts_config_is_checked():
+def test_planner_settings_are_checked():
     with pytest.raises(ValueError, match="iterations"):
         MCTSConfig(iterations=0).validate()
-    with pytest.raises(ValueError, match="rollout_policy"):
+    with pytest.raises(ValueError, match="unknown rollout policy 'greedy'"):
         MCTSConfig(rollout_policy="greedy").validate()
+    with pytest.raises(ValueError, match="lookahead .2 days. must be at least tree_depth .3."):
+        MCTSConfig(tree_depth=3, lookahead=2).validate()
+    with pytest.raises(ValueError, match="unknown MCTSConfig settings .'horizon'."):
+        MCTSConfig.for_env("coffee_shop", horizon=3)
+    with pytest.raises(ValueError, match="unknown rollout policy"):
+        MPCConfig(rollout_policy="nope").validate()
+    cfg = MCTSConfig.for_env("coffee_shop")
+    assert (cfg.tree_depth, cfg.lookahead, cfg.rollout_policy) == (3, 10, "heuristic")
+    c4 = MCTSConfig.appendix_c4()
+    assert (c4.iterations, c4.rollouts, c4.n_proposals, c4.tree_depth, c4.lookahead, c4.rollout_policy) == (
+        90, 4, 100, 3, 3, "wait")
 
 
 # -- coffee-shop proposals ------------------------------------------------------------------
@@ -184,10 +226,30 @@ def test_t_quantiles_and_confidence_interval():
     assert t_quantile(0.975, 1) == pytest.approx(12.7062, abs=1e-3)
     assert t_quantile(0.975, 2) == pytest.approx(4.3027, abs=1e-4)
     assert t_quantile(0.975, 19) == pytest.approx(2.0930, abs=1e-4)
-    assert t_quantile(0.975, 35) == pytest.approx(2.0301, abs=1e-4)
     mean, half, sd = mean_ci([1.0, 2.0, 3.0])
     assert mean == 2.0 and sd == 1.0 and half == pytest.approx(4.3027 / np.sqrt(3), abs=1e-4)
     assert np.isnan(mean_ci([5.0])[1])
+
+
+def _rec(agent, seed, money, fit=None):
+    return {"agent": agent, "seed": seed, "fit_seed": fit, "run": 0, "final_money": money, "bankrupt": False,
+            "days": 5, "money": [0.0, money], "actions": ["wait()"], "valid": [True]}
+
+
+def test_summary_pairs_episodes_and_separates_fit_and_episode_spread():
+    recs = [_rec("oracle", s, 100.0 + 10 * s) for s in range(4)]
+    recs += [_rec("heuristic", s, 50.0 + 10 * s) for s in range(4)]
+    # two fits: fit 1 is 20 better than fit 0 on every seed
+    recs += [_rec("model", s, 60.0 + 10 * s + 20 * f, fit=f) for s in range(4) for f in (0, 1)]
+    d = paired_difference([r for r in recs if r["agent"] == "model"], [r for r in recs if r["agent"] == "oracle"])
+    assert d["n"] == 4 and d["mean"] == pytest.approx(-30.0) and d["low"] == pytest.approx(-30.0)
+    t = summary_table(recs, oracle="oracle", heuristic="heuristic").set_index("agent")
+    assert t.loc["model", "fits"] == 2 and t.loc["model", "episodes"] == 8
+    assert t.loc["model", "sd_between_fits"] == pytest.approx(np.std([75.0, 95.0], ddof=1))
+    assert t.loc["model", "sd_between_episodes"] == pytest.approx(np.std([60, 70, 80, 90], ddof=1))
+    assert t.loc["model", "vs_heuristic"] == pytest.approx(20.0)
+    assert t.loc["model", "x_heuristic"] == pytest.approx(85.0 / 65.0)
+    assert t.loc["oracle", "vs_oracle"] == 0.0
 
 
 def test_heldout_seeds_are_disjoint_from_collection_seeds():
@@ -196,38 +258,66 @@ def test_heldout_seeds_are_disjoint_from_collection_seeds():
     assert all(s >= 2 ** 32 for s in a) and len(set(a)) == 5
 
 
-def test_evaluate_resumes_after_an_interruption(tmp_path):
-    built = []
+BUILT: list = []
 
-    class Waiter:
-        def act(self, state, rng):
-            return {"name": "wait", "args": {}}
 
-    def factory(seed):
-        built.append(seed)
-        return Waiter()
+def counting_waiter(env, network, support, seed, tag=0):
+    """A custom roster agent that records each build (for the resume test)."""
+    from cassandra_wm.planning.roster import WaitAgent
+    BUILT.append(seed)
+    return WaitAgent()
 
+
+def test_play_agents_resumes_after_an_interruption(tmp_path):
+    BUILT.clear()
+    waiter = [AgentSpec("wait", "custom", builder="test_planning:counting_waiter", config={"tag": 1})]
     path = tmp_path / "runs.jsonl"
     seeds = heldout_seeds(3)
-    recs = evaluate("coffee_shop", {"wait": (factory, {"v": 1})}, seeds, days=5, results_path=path,
-                    progress=False)
-    assert len(recs) == 3 and len(built) == 3
+    recs = play_agents("coffee_shop", waiter, seeds, days=5, results_path=path, executor="serial", progress=False)
+    assert len(recs) == 3 and len(BUILT) == 3
     # simulate a crash in the middle of writing the last record
     lines = path.read_text().splitlines()
     path.write_text("\n".join(lines[:2]) + "\n" + lines[2][:40])
     assert len(load_results(path)) == 2
-    recs2 = evaluate("coffee_shop", {"wait": (factory, {"v": 1})}, seeds, days=5, results_path=path,
-                     progress=False)
-    assert len(built) == 4 and built[-1] == seeds[2]  # only the torn run was played again
+    recs2 = play_agents("coffee_shop", waiter, seeds, days=5, results_path=path, executor="serial", progress=False)
+    assert len(BUILT) == 4 and BUILT[-1] == seeds[2]  # only the torn run was played again
     assert [r["final_money"] for r in recs2] == [r["final_money"] for r in recs]
     assert all(json.loads(x) for x in path.read_text().splitlines())
     # other settings are a different agent configuration: played afresh
-    evaluate("coffee_shop", {"wait": (factory, {"v": 2})}, seeds[:1], days=5, results_path=path, progress=False)
-    assert len(built) == 5
+    other = [AgentSpec("wait", "custom", builder="test_planning:counting_waiter", config={"tag": 2})]
+    play_agents("coffee_shop", other, seeds[:1], days=5, results_path=path, executor="serial", progress=False)
+    assert len(BUILT) == 5
     table = summary_table(recs2)
-    assert table.loc[0, "runs"] == 3 and 0.0 <= table.loc[0, "bankruptcy_rate"] <= 1.0
+    assert table.loc[0, "episodes"] == 3 and 0.0 <= table.loc[0, "bankruptcy_rate"] <= 1.0
     curves = money_curves(recs2, days=5)
     assert len(curves) == 3 * 6
+
+
+@pytest.mark.parametrize("bad, message", [
+    (AgentSpec("x", "mcts", "oracle", config={"rollout_policy": "greedy"}), "unknown rollout policy 'greedy'"),
+    (AgentSpec("x", "mcts", "oracle", config={"tree_depth": 4, "lookahead": 2}), "must be at least tree_depth"),
+    (AgentSpec("x", "mcts", "CASSANDRA", 0, guard="on"), "no network for graph 'CASSANDRA'"),
+    (AgentSpec("x", "planner"), "unknown agent kind 'planner'"),
+    (AgentSpec("x", "agent", agent="genius"), "has no agent 'genius'"),
+    (AgentSpec("x", "custom", builder="no_such_module:f"), "cannot import builder"),
+])
+def test_bad_roster_fails_before_any_episode(bad, message):
+    BUILT.clear()
+    roster = [AgentSpec("wait", "custom", builder="test_planning:counting_waiter"), bad]
+    with pytest.raises(ValueError, match=message):
+        play_agents("coffee_shop", roster, heldout_seeds(2), days=3, executor="serial", progress=False)
+    assert BUILT == []  # nothing was played
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"executor": "spark"}, "unknown executor 'spark'"),
+])
+def test_unknown_executor_fails_before_any_episode(kwargs, message):
+    BUILT.clear()
+    roster = [AgentSpec("wait", "custom", builder="test_planning:counting_waiter")]
+    with pytest.raises(ValueError, match=message):
+        play_agents("coffee_shop", roster, heldout_seeds(2), days=3, progress=False, **kwargs)
+    assert BUILT == []
 
 
 def test_theme_park_proposals_follow_appendix_c4():
@@ -259,14 +349,16 @@ def test_world_model_carries_the_theme_parks_structural_changes():
 
     class Hold:
         def sample(self, prev_states, actions, next_det, rng):
-            return {n: np.array([p[n] for p in prev_states]) for n in env.spec.bn_variables}
+            return {n: np.array([get_path(p, env.spec.variable(n).path) for p in prev_states])
+                    for n in env.spec.bn_variables}
 
     wm = WorldModel(env.spec, det, Hold())
     build = next(a for a in make_proposer(env.spec, det).propose(s, np.random.default_rng(0), 100)
                  if a["name"] == "place" and a["args"]["type"] == "ride")
     nxt, valid = wm.sample_next([s], [build], n=2, rng=np.random.default_rng(0))
-    assert valid.all() and s["rides"] == []  # input untouched
-    assert all(len(x["rides"]) == 1 and x["num_rides"] == 1 and x["day"] == 1 for x in nxt)
+    assert valid.all() and s["rides"]["ride_list"] == [] and s["rides"]["total_rides"] == 0  # input untouched
+    assert all(len(x["rides"]["ride_list"]) == 1 and x["rides"]["total_rides"] == 1 and x["step"] == s["step"] + 1
+               for x in nxt)
     assert wm.counters_dict()["held:revenue"] == 2  # stochastic variables outside the network are held
 
 
@@ -279,6 +371,8 @@ def test_heuristic_rollout_policy_plays_valid_actions():
     states = [env.reset(k) for k in range(6)]
     acts = policy(states, np.random.default_rng(0))
     assert len(acts) == 6 and all(env.check_action(s, a)[1] is None for s, a in zip(states, acts))
-    res = MCTS(OracleModel(env), prop, MCTSConfig(iterations=8, horizon=4, rollout_policy="heuristic")).plan(
-        states[0], np.random.default_rng(0))
+    res = MCTS(OracleModel(env), prop, MCTSConfig(iterations=8, tree_depth=2, lookahead=4,
+                                                  rollout_policy="heuristic")).plan(states[0], np.random.default_rng(0))
     assert res.model_steps == 8 * 4 and env.check_action(states[0], res.action)[1] is None
+    from cassandra_wm.planning.rollouts import AgentRollout
+    assert isinstance(policy, AgentRollout) and policy.agent.name == "steady"  # the kit's rollout agent

@@ -53,7 +53,7 @@ def test_toy_environment_runs_through_the_pipeline(kit, tmp_path):
     net.fit(train, val, scorer=scorer)
     model = WorldModel(env.spec, SimulatorDeterministic(env), net, name="toy")
     proposer = make_proposer(env.spec, SimulatorDeterministic(env))
-    agent = MCTSAgent(model, proposer, MCTSConfig(iterations=6, rollouts=2, n_proposals=10, horizon=2), seed=0)
+    agent = MCTSAgent(model, proposer, MCTSConfig(iterations=6, rollouts=2, n_proposals=10, tree_depth=2, lookahead=2), seed=0)
     state = env.reset(seed=5)
     action = agent.act(state)
     assert action["name"] in {"set_price", "wait"}

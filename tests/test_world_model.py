@@ -320,3 +320,91 @@ def test_sandboxed_code_model_as_the_deterministic_source():
     assert nxt[2]["upgrade_level"] == s["upgrade_level"]  # the failing action function changes nothing
     c = wm.counters_dict()
     assert c["det_errors"] == 1 and c["invalid_actions"] == 1
+
+
+# -- keeping a network inside its training data ---------------------------------------------------
+
+def _toy_transitions():
+    """Toy records whose stock stays in 5..15, money in 80..120 with daily changes of -5..+40, price 3..5."""
+    recs = []
+    rng = np.random.default_rng(0)
+    for i in range(40):
+        s = toy_state(money=float(rng.uniform(80, 120)), stock=int(rng.integers(5, 16)), price=float(rng.uniform(3, 5)))
+        ns = toy_state(money=s["money"] + float(rng.uniform(-5, 40)), stock=int(rng.integers(5, 16)), price=s["price"])
+        a = {"name": "buy", "args": {"units": int(rng.integers(1, 6))}} if i % 2 else {"name": "wait", "args": {}}
+        recs.append({"state": s, "action": a, "valid": True, "next_state": ns})
+    return recs
+
+
+def test_support_records_the_datas_ranges():
+    from cassandra_wm.planning.support import DataSupport
+    sup = DataSupport.from_transitions(SPEC, _toy_transitions(), margin=0.0)
+    assert sup.accumulators == ("money",)
+    lo, hi = sup.level("stock")
+    assert lo == 5 and hi == 15
+    assert -5 <= sup.change("money")[0] < sup.change("money")[1] <= 40
+    assert sup.actions == {"wait": 20, "buy": 20} and sup.args["buy.units"] == (1.0, 5.0)
+    assert DataSupport.from_dict(sup.to_dict()).to_dict() == sup.to_dict()
+    s = toy_state(stock=10, price=4.0)
+    det = SimulatorDeterministic(FakeEnv())
+    reason = lambda a: sup.action_reason(s, a, det.step([s], [a])[0][0], SPEC)  # noqa: E731
+    assert reason({"name": "buy", "args": {"units": 3}}) is None
+    assert "outside the data" in reason({"name": "buy", "args": {"units": 12}})
+    assert "played validly 0 times" in reason({"name": "set_price", "args": {"price": 4.5}})
+    with pytest.raises(ValueError, match="at least one transition"):
+        DataSupport.from_transitions(SPEC, [])
+
+
+@pytest.mark.parametrize("mode", ["clip", "count"])
+def test_world_model_keeps_samples_inside_the_support(mode):
+    from cassandra_wm.planning.support import DataSupport, out_of_support_share
+    sup = DataSupport.from_transitions(SPEC, _toy_transitions(), margin=0.0)
+    seen = []
+
+    class Recording(FakeBN):
+        def sample(self, prev_states, actions, next_det, rng):
+            seen.extend(s["money"] for s in prev_states)
+            return super().sample(prev_states, actions, next_det, rng)
+
+    wm = WorldModel(SPEC, SimulatorDeterministic(FakeEnv()), Recording(), support=sup, support_mode=mode)
+    rich = toy_state(money=10_000.0, stock=15, price=4.0)
+    nxt, _ = wm.sample_next([rich], [{"name": "buy", "args": {"units": 5}}], n=20, rng=np.random.default_rng(1))
+    c = wm.counters_dict()
+    # the network saw money at the data's top level; the change it predicted was carried over to 10,000
+    assert max(seen) <= sup.level("money")[1] and c["input_clamped:money"] == 20
+    change = np.array([x["money"] for x in nxt]) - rich["money"]
+    # stock 15 + 5 bought - 1 sold is above anything in the data
+    assert c["out_of_support:stock"] == 20 and c["out_of_support_rows"] == 20 and wm.last_out_of_support.all()
+    assert out_of_support_share(c) == 1.0 and c["network_rows"] == 20
+    if mode == "clip":
+        assert all(x["inv"]["stock"] <= 15 for x in nxt)
+        clo, chi = sup.change("money")
+        assert (change >= clo - 1e-9).all() and (change <= chi + 1e-9).all()
+    else:
+        assert all(x["inv"]["stock"] >= 18 for x in nxt)
+    # a state inside the data: nothing to count
+    wm.reset_counters()
+    wm.sample_next([toy_state(money=100.0, stock=10)], ["wait"], n=5, rng=np.random.default_rng(2))
+    assert wm.counters_dict().get("out_of_support_rows", 0) == 0 and not wm.last_out_of_support.any()
+
+
+def test_guarded_proposer_and_rollout_drop_what_the_data_never_showed():
+    from cassandra_wm.planning.support import DataSupport, GuardedProposer, GuardedRollout, SupportGuard
+    from cassandra_wm.planning.proposals import SpecProposer
+    sup = DataSupport.from_transitions(SPEC, _toy_transitions(), margin=0.0)
+    det = SimulatorDeterministic(FakeEnv())
+    wm = WorldModel(SPEC, det, FakeBN(), support=sup)
+    guard = SupportGuard(sup, det, SPEC, wm.counters)
+    prop = GuardedProposer(SpecProposer(SPEC, det), guard)
+    s = toy_state(money=1000.0)
+    acts = prop.propose(s, np.random.default_rng(0), 200)
+    names = {a["name"] for a in acts}
+    assert "set_price" not in names  # never played in the data
+    assert all(a["args"]["units"] <= 5 for a in acts if a["name"] == "buy")
+    assert acts[0]["name"] == "wait"
+    c = wm.counters_dict()
+    assert c["proposals_out_of_support"] > 0 and c["proposals_checked"] >= len(acts)
+    roll = GuardedRollout(lambda states, rng: [{"name": "buy", "args": {"units": 20}}] * len(states), guard,
+                          {"name": "wait", "args": {}})
+    assert roll([s, s], np.random.default_rng(0)) == [{"name": "wait", "args": {}}] * 2
+    assert wm.counters_dict()["rollout_actions_out_of_support"] == 2

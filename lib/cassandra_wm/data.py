@@ -7,19 +7,29 @@ A dataset is a JSON Lines file of transition records plus a small JSON sidecar
      "action_text": "buy_beans(units=20)", "valid": true, "error": null,
      "next_state": {...}, "done": false}
 
-The sidecar holds the schema version, environment, agent, seed, counts and the
-train/val/test assignment of trajectories.  Splits are by trajectory, never by
-transition, so no trajectory leaks across splits.
+The sidecar holds the schema version, environment, agent, seed, counts, the
+train/val/test assignment of trajectories and the data file's sha256.  Splits are by
+trajectory, never by transition, so no trajectory leaks across splits.
+
+Loading validates every line against a declared schema (:class:`TransitionRecord` and
+:class:`Sidecar`, pydantic models in strict mode, so ``"3"`` is not an int and ``1`` is
+not a bool) and every model variable of both states against the environment's spec
+(present, a finite number or a declared category).  A bad file fails with
+:class:`DataFileError` naming the file, the line and the field; nothing becomes NaN.
+pydantic is already installed with the ``openai`` client, its compiled core keeps
+validation cheap (thousands of records per second), and its errors carry the field path.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Literal, Optional, Union
 
 import numpy as np
 import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from . import paths
 from .envs import make_env
@@ -33,6 +43,101 @@ SPLITS = ("train", "val", "test")
 
 class DataFileError(ValueError):
     """A data file is missing, corrupt, truncated or does not match its sidecar."""
+
+
+# -- declared schema -------------------------------------------------------------
+
+class ActionRecord(BaseModel):
+    """An action as the agent sent it."""
+    model_config = ConfigDict(strict=True, extra="forbid")
+    name: str
+    args: dict[str, Any] = Field(default_factory=dict)
+
+
+class TransitionRecord(BaseModel):
+    """One line of ``transitions.jsonl`` (schema version 1; see data/README.md)."""
+    model_config = ConfigDict(strict=True, extra="forbid")
+    traj_id: int = Field(ge=0)
+    t: int = Field(ge=0)
+    state: dict[str, Any]
+    action: Union[ActionRecord, str]
+    action_text: str
+    valid: bool
+    error: Optional[str]
+    next_state: dict[str, Any]
+    done: bool
+
+
+class Counts(BaseModel):
+    model_config = ConfigDict(strict=True, extra="allow")
+    records: int = Field(ge=0)
+    trajectories: int = Field(ge=0)
+    invalid: int = Field(ge=0)
+    bankrupt_trajectories: int = Field(default=0, ge=0)
+
+
+class Splits(BaseModel):
+    model_config = ConfigDict(strict=True, extra="forbid")
+    train: list[int]
+    val: list[int]
+    test: list[int]
+
+
+class Sidecar(BaseModel):
+    """``transitions.meta.json``: required keys are checked, other keys (agent, seed, ...) pass through."""
+    model_config = ConfigDict(strict=True, extra="allow")
+    schema_version: Literal[1]
+    file: str
+    counts: Counts
+    splits: Splits
+    env: Optional[str] = None
+    sha256: Optional[str] = None
+
+
+def _field(loc: tuple) -> str:
+    """A pydantic error location as a dotted field name (``state.money``, ``splits.train.3``)."""
+    parts = [str(p) for p in loc if p not in ("ActionRecord", "str")]
+    return ".".join(parts) if parts else "(record)"
+
+
+def _schema_error(where: str, err: ValidationError) -> DataFileError:
+    errors = err.errors()
+    missing = [_field(e["loc"]) for e in errors if e["type"] == "missing"]
+    if missing:
+        return DataFileError(f"{where}: record lacks field{'s' if len(missing) > 1 else ''} "
+                             + ", ".join(f"'{m}'" for m in missing))
+    first = errors[0]
+    more = len(errors) - 1
+    return DataFileError(f"{where}: field '{_field(first['loc'])}': {first['msg'].lower()}, got "
+                         f"{_short(first.get('input'))}"
+                         + (f" (and {more} more problem{'s' if more > 1 else ''} in this record)" if more else ""))
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    text = json.dumps(value, default=str) if not isinstance(value, str) else repr(value)
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def _check_variables(rec: dict, spec: EnvSpec, where: str) -> None:
+    """Every model variable of both states is present and of its declared type."""
+    for key in ("state", "next_state"):
+        st = rec[key]
+        for v in spec.variables:
+            try:
+                value = get_path(st, v.path)
+            except (KeyError, IndexError, TypeError, ValueError):
+                raise DataFileError(f"{where}: field '{key}{v.path.replace('/', '.')}': missing "
+                                    f"(variable {v.name!r} of {spec.name})") from None
+            if v.type == "numeric":
+                ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+                if not ok:
+                    raise DataFileError(f"{where}: field '{key}{v.path.replace('/', '.')}': expected a finite "
+                                        f"number (variable {v.name!r}), got {_short(value)}")
+            elif value is None or isinstance(value, (dict, list)) or (
+                    v.categories is not None and value not in v.categories):
+                allowed = f" (one of {list(v.categories)})" if v.categories is not None else ""
+                raise DataFileError(f"{where}: field '{key}{v.path.replace('/', '.')}': expected a category"
+                                    f"{allowed} (variable {v.name!r}), got {_short(value)}")
 
 
 # -- collection ------------------------------------------------------------------
@@ -179,91 +284,140 @@ def save_transitions(records: list[dict], path: str | Path, meta: dict | None = 
     side["counts"] = summarize_counts(records)
     side["splits"] = {k: sorted(int(i) for i in splits.get(k, [])) for k in SPLITS}
     side.setdefault("provenance", provenance("none (no LLM used in this stage)"))
+    text = "\n".join(lines) + ("\n" if lines else "")
+    side["sha256"] = hashlib.sha256(text.encode("utf-8")).hexdigest()
     # Data first, sidecar last: a sidecar always describes a complete data file.
-    atomic_write_text(path, "\n".join(lines) + ("\n" if lines else ""))
+    atomic_write_text(path, text)
     atomic_write_text(meta_path(path), json.dumps(side, indent=1))
     return side
 
 
 def load_meta(path: str | Path) -> dict:
-    """The sidecar of a dataset, with a clear error when missing or corrupt."""
+    """The sidecar of a dataset, validated against :class:`Sidecar`; a clear error when missing or bad."""
     mp = meta_path(path)
     if not mp.exists():
         raise DataFileError(f"{mp}: sidecar not found (was {Path(path).name} written by save_transitions?)")
     try:
-        side = json.loads(mp.read_text())
+        side = json.loads(mp.read_bytes().decode("utf-8"))
+    except UnicodeDecodeError as e:
+        raise DataFileError(f"{mp}: not UTF-8 (byte {e.object[e.start]:#04x} at offset {e.start})") from None
     except json.JSONDecodeError as e:
         raise DataFileError(f"{mp}:{e.lineno}: corrupt sidecar JSON ({e.msg})") from None
-    if not isinstance(side, dict) or side.get("schema_version") != SCHEMA_VERSION:
-        raise DataFileError(f"{mp}: unsupported schema version {side.get('schema_version') if isinstance(side, dict) else None!r}"
+    if not isinstance(side, dict):
+        raise DataFileError(f"{mp}: the sidecar must be a JSON object, got {type(side).__name__}")
+    if side.get("schema_version") != SCHEMA_VERSION:
+        raise DataFileError(f"{mp}: unsupported schema version {side.get('schema_version')!r}"
                             f" (expected {SCHEMA_VERSION})")
+    try:
+        Sidecar.model_validate(side)
+    except ValidationError as e:
+        raise _schema_error(str(mp), e) from None
+    seen: dict[int, str] = {}
+    for name in SPLITS:
+        for i in side["splits"][name]:
+            if i in seen:
+                raise DataFileError(f"{mp}: field 'splits': trajectory {i} is in both {seen[i]!r} and {name!r}")
+            seen[i] = name
     return side
 
 
-def _check_record(rec: Any, path: Path, lineno: int) -> None:
+def _spec_for(side: dict | None) -> EnvSpec | None:
+    """The spec of the sidecar's environment, or None when the environment is not known here."""
+    from .envs.registry import env_names
+    name = side.get("env") if side else None
+    if not isinstance(name, str) or name not in env_names():
+        return None
+    return make_env(name).spec
+
+
+def _check_record(rec: Any, path: Path, lineno: int, spec: EnvSpec | None = None) -> None:
+    where = f"{path}:{lineno}"
     if not isinstance(rec, dict):
-        raise DataFileError(f"{path}:{lineno}: a record must be a JSON object, got {type(rec).__name__}")
-    missing = [k for k in RECORD_KEYS if k not in rec]
-    if missing:
-        raise DataFileError(f"{path}:{lineno}: record lacks {missing}")
-    if not isinstance(rec["state"], dict) or not isinstance(rec["next_state"], dict):
-        raise DataFileError(f"{path}:{lineno}: state and next_state must be JSON objects")
-    if not isinstance(rec["valid"], bool):
-        raise DataFileError(f"{path}:{lineno}: 'valid' must be true or false, got {rec['valid']!r}")
+        raise DataFileError(f"{where}: a record must be a JSON object, got {type(rec).__name__}")
+    try:
+        TransitionRecord.model_validate(rec)
+    except ValidationError as e:
+        raise _schema_error(where, e) from None
+    if spec is not None:
+        _check_variables(rec, spec, where)
 
 
-def load_records(path: str | Path, split: str | None = None) -> list[dict]:
+def load_records(path: str | Path, split: str | None = None, spec: EnvSpec | None = None) -> list[dict]:
     """Read a dataset as a list of record dicts, optionally one split ("train", "val", "test").
 
-    Raises :class:`DataFileError` naming the file and line on corrupt or truncated data.
+    Every line is validated (see the module docstring); the model variables are checked against
+    ``spec``, or against the spec of the sidecar's environment when ``spec`` is None and the
+    environment is registered.  Raises :class:`DataFileError` naming the file, line and field on
+    corrupt, truncated, mistyped or non-UTF-8 data, and when the file does not match its sidecar.
     """
     path = Path(path)
     if not path.exists():
         raise DataFileError(f"{path}: data file not found (run notebook 01 to collect it)")
+    if split is not None and split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
     side = load_meta(path) if meta_path(path).exists() or split is not None else None
-    keep: set[int] | None = None
-    if split is not None:
-        if split not in SPLITS:
-            raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
-        keep = set(side["splits"][split])
-    records = []
-    with open(path, "rb") as f:
-        raw = f.read()
-    text = raw.decode("utf-8", errors="replace")
-    lines = text.split("\n")
-    if lines and lines[-1] == "":
+    if spec is None:
+        spec = _spec_for(side)
+    keep: set[int] | None = set(side["splits"][split]) if split is not None else None
+    raw = path.read_bytes()
+    lines = raw.split(b"\n")
+    if lines and lines[-1] == b"":
         lines.pop()
     elif lines:
         # The last line has no newline: the writer was interrupted mid-record.
         try:
             json.loads(lines[-1])
-        except json.JSONDecodeError as e:
-            raise DataFileError(f"{path}:{len(lines)}: truncated record ({e.msg})") from None
-    for lineno, line in enumerate(lines, start=1):
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise DataFileError(f"{path}:{len(lines)}: truncated record "
+                                f"({getattr(e, 'msg', 'not UTF-8')})") from None
+    records = []
+    ids: set[int] = set()
+    for lineno, blob in enumerate(lines, start=1):
+        try:
+            line = blob.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise DataFileError(f"{path}:{lineno}: not UTF-8 (byte {blob[e.start]:#04x} at column "
+                                f"{e.start + 1})") from None
         if not line.strip():
             raise DataFileError(f"{path}:{lineno}: empty line")
         try:
-            rec = json.loads(line)
+            rec = json.loads(line, parse_constant=_reject_constant)
         except json.JSONDecodeError as e:
             raise DataFileError(f"{path}:{lineno}: corrupt JSON at column {e.colno} ({e.msg})") from None
-        _check_record(rec, path, lineno)
-        if keep is None or int(rec["traj_id"]) in keep:
+        except ValueError as e:
+            raise DataFileError(f"{path}:{lineno}: {e}") from None
+        _check_record(rec, path, lineno, spec)
+        ids.add(rec["traj_id"])
+        if keep is None or rec["traj_id"] in keep:
             records.append(rec)
     if side is not None:
-        expected = side.get("counts", {}).get("records")
-        if expected is not None and expected != len(lines):
-            raise DataFileError(f"{path}:{len(lines)}: file has {len(lines)} records but its sidecar "
+        where = f"{path}:{len(lines)}"
+        expected = side["counts"]["records"]
+        if expected != len(lines):
+            raise DataFileError(f"{where}: file has {len(lines)} records but its sidecar "
                                 f"{meta_path(path).name} says {expected} (truncated or mixed files?)")
+        unknown = sorted(i for name in SPLITS for i in side["splits"][name] if i not in ids)
+        if unknown:
+            raise DataFileError(f"{meta_path(path)}: field 'splits' names trajectories that are not in "
+                                f"{path.name}: {unknown[:5]}")
+        digest = side.get("sha256")
+        if digest is not None and hashlib.sha256(raw).hexdigest() != digest:
+            raise DataFileError(f"{path}: content differs from the sha256 in its sidecar "
+                                f"{meta_path(path).name} (edited or partly rewritten? rerun notebook 01)")
     return records
 
 
-def load_transitions(path: str | Path, split: str | None = None) -> pd.DataFrame:
-    """Read a dataset into a DataFrame, one row per transition.
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not allowed (JSON has no NaN or Infinity)")
+
+
+def load_transitions(path: str | Path, split: str | None = None, spec: EnvSpec | None = None) -> pd.DataFrame:
+    """Read a dataset into a DataFrame, one row per transition (validated as :func:`load_records` does).
 
     Columns follow the record schema; ``state``, ``action`` and ``next_state`` hold
     dicts.  A ``split`` column says where each trajectory belongs.
     """
-    records = load_records(path, split=split)
+    records = load_records(path, split=split, spec=spec)
     df = pd.DataFrame.from_records(records, columns=list(RECORD_KEYS))
     where = {}
     if meta_path(path).exists():
@@ -299,4 +453,4 @@ def flatten(df: pd.DataFrame, spec: EnvSpec) -> pd.DataFrame:
 
 __all__ = ["collect", "split_trajectories", "save_transitions", "load_transitions", "load_records",
            "load_meta", "flatten", "dataset_path", "meta_path", "summarize_counts", "DataFileError",
-           "SCHEMA_VERSION", "RECORD_KEYS"]
+           "SCHEMA_VERSION", "RECORD_KEYS", "TransitionRecord", "Sidecar"]

@@ -21,7 +21,17 @@ GRAPH_NAMES = (CASSANDRA, CASS_IND, CASS_L, CASS_R)
 MCTS_ITERATIONS = 90
 MCTS_ROLLOUTS = 4      # rows simulated together per expanded node
 MCTS_PROPOSALS = 100   # proposal draws per tree node, before de-duplication
-MCTS_HORIZON = 3       # the appendix's planning horizon, in days
+# The appendix plans over "a horizon of 3 actions" and optimises the money at its end: every action of
+# the look-ahead is a tree action, so the tree depth and the look-ahead are both 3 days, and nothing
+# plays beyond the tree (the wait action fills a simulation that stops early in the tree).
+MCTS_TREE_DEPTH = 3
+MCTS_LOOKAHEAD = 3
+MCTS_ROLLOUT_POLICY = "wait"
+
+# -- sampled-rollout MPC (appendix A.1) -------------------------------------------------
+MPC_STEPS = 4          # "rollout for k (4) steps"
+MPC_SCORE = "max"      # "take the action with the highest-scoring rollout"
 
 __all__ = ["LAMBDA1", "LAMBDA2", "ANNEAL_ALPHA", "CASSANDRA", "CASS_IND", "CASS_L", "CASS_R", "GRAPH_NAMES",
-           "MCTS_ITERATIONS", "MCTS_ROLLOUTS", "MCTS_PROPOSALS", "MCTS_HORIZON"]
+           "MCTS_ITERATIONS", "MCTS_ROLLOUTS", "MCTS_PROPOSALS", "MCTS_TREE_DEPTH", "MCTS_LOOKAHEAD",
+           "MCTS_ROLLOUT_POLICY", "MPC_STEPS", "MPC_SCORE"]

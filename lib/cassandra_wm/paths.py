@@ -10,7 +10,11 @@ NOTEBOOKS = ROOT / "notebooks"
 OUT = Path(os.environ.get("CASSANDRA_OUT", ROOT))
 DATA = OUT / "data"
 FIGURES = OUT / "figures"
-LLM_CACHE = DATA / "llm_cache"
+# LLM answers: recorded ones are read from and appended to LLM_CACHE ($CASSANDRA_LLM_CACHE_DIR, else under
+# the output folder); the answers shipped with the bundle (the repository's data/llm_cache) are read
+# whatever the output folder is.
+SHIPPED_LLM_CACHE = ROOT / "data" / "llm_cache"
+LLM_CACHE = Path(os.environ.get("CASSANDRA_LLM_CACHE_DIR") or DATA / "llm_cache")
 RUNS = OUT / "runs"  # executed notebooks and run state (ignored by git)
 
 
@@ -28,3 +32,12 @@ def figures_dir(env_name: str, profile: str = "quick", create: bool = True) -> P
     if create:
         p.mkdir(parents=True, exist_ok=True)
     return p
+
+
+def llm_cache_dirs() -> list[Path]:
+    """Folders the LLM record/replay cache reads, the one it writes first: LLM_CACHE, then SHIPPED_LLM_CACHE."""
+    out: list[Path] = []
+    for d in (LLM_CACHE, SHIPPED_LLM_CACHE):
+        if Path(d).resolve() not in [x.resolve() for x in out]:
+            out.append(Path(d))
+    return out

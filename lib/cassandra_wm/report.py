@@ -1,15 +1,26 @@
-"""Saving tables, figures and JSON artifacts, each stamped with the LLM that made it."""
+"""Saving tables, figures and JSON artifacts, each stamped with the LLM that made it.
+
+Tables under figures/ are tracked by git, and a rerun that reproduces the results must leave them
+byte-identical.  So :func:`save_table` keeps machine-dependent columns (seconds, times) out of them: the
+whole table, timings included, goes to an untracked copy under runs/tables/ instead.
+"""
 from __future__ import annotations
 
 import datetime as _dt
 import json
 import os
+import re
 import subprocess
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
+from . import paths
 from .paths import ROOT
+
+# column names that hold wall-clock measurements: "seconds / loop", "Time (s)", "seconds_per_decision", "ms"
+TIMING_COLUMN = re.compile(r"(^|[^a-z])(seconds?|secs?|ms|msec|time|elapsed|wall|runtime)([^a-z]|$)|\((s|ms)\)",
+                           re.IGNORECASE)
 
 
 def git_commit() -> str:
@@ -35,7 +46,7 @@ def atomic_write_text(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "w") as f:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
         os.chmod(tmp, 0o644)  # mkstemp makes owner-only files; these are ordinary outputs
         os.replace(tmp, path)
@@ -50,14 +61,6 @@ def save_json(obj: Any, path: Path, llm: str | None = None, **prov: Any) -> Path
     payload = obj if llm is None else {"provenance": provenance(llm, **prov), "data": obj}
     atomic_write_text(Path(path), json.dumps(payload, indent=1, default=_json_default))
     return Path(path)
-
-
-def load_json(path: Path) -> Any:
-    with open(path) as f:
-        obj = json.load(f)
-    if isinstance(obj, dict) and set(obj) == {"provenance", "data"}:
-        return obj["data"]
-    return obj
 
 
 def _json_default(o: Any) -> Any:
@@ -76,17 +79,55 @@ def _json_default(o: Any) -> Any:
     raise TypeError(f"not JSON-serialisable: {type(o).__name__}")
 
 
-def save_table(df, name: str, out_dir: Path, llm: str, caption: str = "", floatfmt: str = ".3f") -> dict:
-    """Write ``name.csv`` (with an ``llm`` column) and ``name.md`` (with a caption naming the LLM)."""
+def timing_columns(columns: Iterable[Any]) -> list:
+    """The columns whose names say they hold wall-clock measurements (see :data:`TIMING_COLUMN`)."""
+    return [c for c in columns if TIMING_COLUMN.search(str(c))]
+
+
+def untracked_copy_dir(out_dir: Path) -> Path:
+    """Where the full copy of a table saved in ``out_dir`` goes: runs/tables/<same relative path>."""
+    out_dir = Path(out_dir).resolve()
+    try:
+        rel = out_dir.relative_to(paths.OUT.resolve())
+    except ValueError:  # a folder outside the output tree: keep the copy beside it
+        return out_dir / "untracked"
+    return paths.RUNS / "tables" / rel
+
+
+def save_table(df, name: str, out_dir: Path, llm: str, caption: str = "", floatfmt: str = ".3f",
+               timing: Iterable[Any] | None = None) -> dict:
+    """Write ``name.csv`` (with an ``llm`` column) and ``name.md`` (with a caption naming the LLM).
+
+    Timing columns (``timing``, by default those :func:`timing_columns` finds) are left out of these two
+    files, which are tracked, and the full table goes to :func:`untracked_copy_dir` (``full_csv`` and
+    ``full_md`` in the returned dict) so that a rerun with the same numbers rewrites identical files.
+    """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    timing = list(timing_columns(df.columns) if timing is None else timing)
+    missing = [c for c in timing if c not in df.columns]
+    if missing:
+        raise KeyError(f"save_table({name!r}): timing columns {missing} are not in the table")
+    note = f"*{caption + ' ' if caption else ''}LLM: {llm}.*"
+    written = {}
+    kept = df.drop(columns=timing) if timing else df
+    if timing:
+        full_dir = untracked_copy_dir(out_dir)
+        written.update(_write_table(df, name, full_dir, llm, note, floatfmt, prefix="full_"))
+        shown = ", ".join(f"`{c}`" for c in timing)
+        note += (f"\n\n*Machine-dependent columns ({shown}) are left out of this tracked file; "
+                 f"the full table is under `runs/tables/` (not tracked).*")
+    written.update(_write_table(kept, name, out_dir, llm, note, floatfmt))
+    return written
+
+
+def _write_table(df, name: str, out_dir: Path, llm: str, note: str, floatfmt: str, prefix: str = "") -> dict:
     csv = df.copy()
     csv["llm"] = llm
     atomic_write_text(out_dir / f"{name}.csv", csv.to_csv(index=False))
     md = df.to_markdown(index=False, floatfmt=floatfmt)
-    note = f"*{caption + ' ' if caption else ''}LLM: {llm}.*"
     atomic_write_text(out_dir / f"{name}.md", md + "\n\n" + note + "\n")
-    return {"csv": out_dir / f"{name}.csv", "md": out_dir / f"{name}.md"}
+    return {f"{prefix}csv": out_dir / f"{name}.csv", f"{prefix}md": out_dir / f"{name}.md"}
 
 
 def save_figure(fig, name: str, out_dir: Path, llm: str, dpi: int = 110) -> Path:

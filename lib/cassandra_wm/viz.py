@@ -1,19 +1,25 @@
 """Plotting helpers: DAG drawings, search curves, one-step prediction fans.
 
-Graphs are ``parents`` dicts (node -> list of same-step parents).  All drawings of the same
-node set use the same circular layout, so graphs drawn side by side are easy to compare.
+Every function builds :class:`matplotlib.figure.Figure` objects directly, never through pyplot's global
+state: a figure made in a widget callback or a worker thread cannot be redrawn or closed by anything
+else, and nothing is shown twice.  In a notebook, ``display(fig)`` (or a figure as a cell's last value)
+shows it inline; :func:`figure_png` renders it to PNG bytes (e.g. for an ``ipywidgets.Image``).
+
+Graphs are ``parents`` dicts (node -> list of same-step parents), drawn with networkx.  All drawings of
+the same node set use the same circular layout, so graphs drawn side by side are easy to compare.
 Edge colours when a reference graph is given (evaluation only): green = also in the reference,
 orange = in the reference with the other direction, red = not in the reference; reference edges
 that are missing are drawn as dashed grey lines.
 """
 from __future__ import annotations
 
+import io
 import math
 from typing import Iterable, Mapping, Sequence
 
-import matplotlib.pyplot as plt
+import networkx as nx
 import numpy as np
-from matplotlib.patches import FancyArrowPatch
+from matplotlib.figure import Figure
 
 Edge = tuple[str, str]
 
@@ -21,8 +27,29 @@ COLORS = {"plain": "0.25", "correct": "#2a9d4b", "reversed": "#e08a00", "spuriou
           "missing": "0.65", "node": "#eef3fb", "node_edge": "#4a6fa5"}
 
 
+def new_figure(figsize: tuple[float, float] = (6.4, 4.8), **kwargs) -> Figure:
+    """A figure outside pyplot's global state (see the module docstring)."""
+    return Figure(figsize=figsize, **kwargs)
+
+
+def figure_png(fig: Figure, dpi: int = 90, tight: bool = True) -> bytes:
+    """The figure rendered as PNG bytes (``tight=False`` keeps the figure's size, so successive
+    drawings of one view have the same pixel size)."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight" if tight else None)
+    return buf.getvalue()
+
+
 def _edges(parents: Mapping[str, Sequence[str]]) -> list[Edge]:
     return [(p, v) for v, ps in parents.items() for p in ps]
+
+
+def dag_graph(parents: Mapping[str, Sequence[str]], nodes: Sequence[str] | None = None) -> nx.DiGraph:
+    """A parents dict as a networkx DiGraph (edges parent -> child); ``nodes`` fixes the node order."""
+    g = nx.DiGraph()
+    g.add_nodes_from(list(nodes) if nodes is not None else list(parents))
+    g.add_edges_from(_edges(parents))
+    return g
 
 
 def circular_layout(nodes: Sequence[str]) -> dict[str, tuple[float, float]]:
@@ -39,26 +66,38 @@ def draw_dag(parents: Mapping[str, Sequence[str]], ax=None, highlight: Iterable[
 
     ``highlight`` edges are drawn thicker (e.g. edges changed by the search); ``true_edges``
     colours edges against a reference graph (evaluation only) and shows the missing ones dashed.
+    Nodes sit on :func:`circular_layout` unless ``pos`` gives their positions.
     """
     if ax is None:
-        _, ax = plt.subplots(figsize=(4.2, 4.2))
+        ax = new_figure((4.2, 4.2)).subplots()
     nodes = list(nodes) if nodes is not None else list(parents)
     pos = dict(pos) if pos is not None else circular_layout(nodes)
-    es = _edges(parents)
+    g = dag_graph(parents, nodes)
+    es = list(g.edges)
     hl = set(map(tuple, highlight or []))
     ref = set(map(tuple, true_edges)) if true_edges is not None else None
-    box = 0.25  # arrows stop this far from a node centre
 
-    def arrow(u, v, color, lw, style="-", rad=0.08):
-        a, b = _shorten(pos[u], pos[v], box)
-        ax.add_patch(FancyArrowPatch(a, b, arrowstyle="-|>", mutation_scale=12, color=color, lw=lw,
-                                     linestyle=style, shrinkA=0, shrinkB=0, connectionstyle=f"arc3,rad={rad}",
-                                     zorder=1))
+    ax.set_xlim(-1.35, 1.35)
+    ax.set_ylim(-1.3, 1.3)
+    ax.set_aspect("equal")
+    ax.axis("off")
+    # arrows stop about 0.25 data units from a node centre (networkx takes the margin in points)
+    ax.apply_aspect()
+    width_pt = ax.get_position().width * ax.figure.get_figwidth() * 72
+    margin = 0.25 * width_pt / 2.7
+
+    def arrows(edgelist, color, width, style="solid"):
+        if edgelist:
+            nx.draw_networkx_edges(nx.DiGraph(edgelist), pos,
+                                   edgelist=edgelist, edge_color=color, width=width, style=style, ax=ax,
+                                   arrows=True, arrowstyle="-|>", arrowsize=12, node_size=0,
+                                   connectionstyle="arc3,rad=0.08", min_source_margin=margin,
+                                   min_target_margin=margin, hide_ticks=False)
 
     if ref is not None:
-        for (u, v) in sorted(ref - set(es)):
-            if u in pos and v in pos and (v, u) not in es:
-                arrow(u, v, COLORS["missing"], 1.0, "--")
+        arrows([(u, v) for (u, v) in sorted(ref - set(es)) if u in pos and v in pos and (v, u) not in es],
+               COLORS["missing"], 1.0, "dashed")
+    groups: dict[tuple[str, float], list[Edge]] = {}
     for (u, v) in es:
         if ref is None:
             c = COLORS["plain"]
@@ -68,25 +107,19 @@ def draw_dag(parents: Mapping[str, Sequence[str]], ax=None, highlight: Iterable[
             c = COLORS["reversed"]
         else:
             c = COLORS["spurious"]
-        arrow(u, v, c, 2.8 if (u, v) in hl else 1.3)
-    for v in nodes:
-        x, y = pos[v]
-        ax.text(x, y, v.replace("_", "\n") if len(v) > 10 else v, ha="center", va="center", fontsize=fontsize,
-                zorder=3, bbox=dict(boxstyle="round,pad=0.35", fc=COLORS["node"], ec=COLORS["node_edge"]))
-    ax.set_xlim(-1.35, 1.35)
+        groups.setdefault((c, 2.8 if (u, v) in hl else 1.3), []).append((u, v))
+    for (c, w), group in groups.items():
+        arrows(group, c, w)
+    labels = {v: v.replace("_", "\n") if len(v) > 10 else v for v in nodes}
+    texts = nx.draw_networkx_labels(g, pos, labels=labels, font_size=fontsize, ax=ax, hide_ticks=False,
+                                    bbox=dict(boxstyle="round,pad=0.35", fc=COLORS["node"], ec=COLORS["node_edge"]))
+    for t in texts.values():
+        t.set_zorder(3)
+    ax.set_xlim(-1.35, 1.35)  # networkx autoscales; keep every drawing of a node set on the same box
     ax.set_ylim(-1.3, 1.3)
-    ax.set_aspect("equal")
-    ax.axis("off")
     if title:
         ax.set_title(title, fontsize=fontsize + 2)
     return ax
-
-
-def _shorten(p0, p1, r):
-    (x0, y0), (x1, y1) = p0, p1
-    d = math.hypot(x1 - x0, y1 - y0) or 1.0
-    ux, uy = (x1 - x0) / d, (y1 - y0) / d
-    return (x0 + ux * r, y0 + uy * r), (x1 - ux * r, y1 - uy * r)
 
 
 def draw_initial_vs_final(initial: Mapping[str, Sequence[str]], final: Mapping[str, Sequence[str]],
@@ -95,7 +128,8 @@ def draw_initial_vs_final(initial: Mapping[str, Sequence[str]], final: Mapping[s
     """Two DAGs side by side (the paper's figure 2); edges that differ are drawn thicker."""
     nodes = list(nodes) if nodes is not None else list(initial)
     ei, ef = set(_edges(initial)), set(_edges(final))
-    fig, axes = plt.subplots(1, 2, figsize=(9.5, 4.6))
+    fig = new_figure((9.5, 4.6))
+    axes = fig.subplots(1, 2)
     draw_dag(initial, axes[0], highlight=ei - ef, true_edges=true_edges, title=titles[0], nodes=nodes)
     draw_dag(final, axes[1], highlight=ef - ei, true_edges=true_edges, title=titles[1], nodes=nodes)
     if true_edges is not None:
@@ -113,7 +147,8 @@ def draw_graphs(graphs: Mapping[str, Mapping[str, Sequence[str]]], true_edges: I
         raise ValueError("no graphs to draw")
     ncols = min(ncols, len(names))
     nrows = math.ceil(len(names) / ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(3.7 * ncols, 3.7 * nrows), squeeze=False)
+    fig = new_figure((3.7 * ncols, 3.7 * nrows))
+    axes = fig.subplots(nrows, ncols, squeeze=False)
     for ax, name in zip(axes.flat, names):
         draw_dag(graphs[name], ax, true_edges=true_edges, title=name, nodes=nodes)
     for ax in list(axes.flat)[len(names):]:
@@ -126,7 +161,8 @@ def plot_search_curves(logs: Mapping[str, Sequence[Mapping]] | Sequence[Sequence
     """J and its three terms per step, one line per run (``logs``: run name -> list of step records)."""
     if not isinstance(logs, Mapping):
         logs = {f"run {i}": lg for i, lg in enumerate(logs)}
-    fig, axes = plt.subplots(1, 4, figsize=(15, 3.4), sharex=True)
+    fig = new_figure((15, 3.4))
+    axes = fig.subplots(1, 4, sharex=True)
     for name, lg in logs.items():
         steps = [r["step"] for r in lg]
         for ax, key in zip(axes, ("J", "data", "sparsity", "prior")):
@@ -148,7 +184,7 @@ def plot_quantile_fan(actual: np.ndarray, quantiles: np.ndarray, levels: np.ndar
                       max_points: int = 150):
     """Predicted quantiles (rows sorted by the median) as shaded bands, with the actual values as dots."""
     if ax is None:
-        _, ax = plt.subplots(figsize=(6, 3.2))
+        ax = new_figure((6, 3.2)).subplots()
     actual = np.asarray(actual, dtype=float)
     q = np.asarray(quantiles, dtype=float)
     levels = np.asarray(levels, dtype=float)
@@ -175,4 +211,4 @@ def plot_quantile_fan(actual: np.ndarray, quantiles: np.ndarray, levels: np.ndar
 
 
 __all__ = ["draw_dag", "draw_initial_vs_final", "draw_graphs", "plot_search_curves", "plot_quantile_fan",
-           "circular_layout", "COLORS"]
+           "circular_layout", "dag_graph", "new_figure", "figure_png", "COLORS"]

@@ -32,7 +32,15 @@ Guard rails, each counted in :attr:`WorldModel.counters` for the run log:
   is counted (``det_errors``) and treated as an invalid action with the
   previous deterministic values kept;
 * terminal states (bankrupt, or past the episode's horizon) are absorbing:
-  they are returned unchanged with ``valid=False`` (``terminal_rows``).
+  they are returned unchanged with ``valid=False`` (``terminal_rows``);
+* with a ``support`` (the region the network's training data cover, see
+  :class:`cassandra_wm.planning.support.DataSupport`) the network is kept inside its
+  data: an accumulator's input (money) beyond the data is fed as the nearest level
+  the data show and the predicted change carried over (``input_clamped:<var>``);
+  a sampled value outside the data (for an accumulator: a change outside the data's
+  changes) is clipped into it (``out_of_support:<var>``; rows with any such value:
+  ``out_of_support_rows`` of ``network_rows``).  ``last_out_of_support`` flags the
+  rows of the latest call, which planners may penalise.
 
 States are never modified in place; returned states are fresh dicts that may
 share untouched nested containers with their inputs (copy-on-write along the
@@ -47,7 +55,7 @@ from typing import Any, Callable, Protocol, Sequence
 
 import numpy as np
 
-from .envs.base import EnvSpec, VariableSpec, coerce_action, format_action, get_path
+from .envs.base import EnvSpec, VariableSpec, coerce_action, get_path, pointer_tokens
 
 EXEC_ERROR = "E_exec:"  # prefix of error messages that report a failure of the deterministic source itself
 
@@ -57,7 +65,7 @@ EXEC_ERROR = "E_exec:"  # prefix of error messages that report a failure of the 
 def _tokens(pointer: str) -> list[str]:
     if not pointer.startswith("/") or pointer == "/":
         raise ValueError(f"bad JSON pointer for a variable: {pointer!r}")
-    return [t.replace("~1", "/").replace("~0", "~") for t in pointer[1:].split("/")]
+    return pointer_tokens(pointer)
 
 
 class _Writer:
@@ -237,7 +245,7 @@ def default_terminal(env: Any | None, spec: EnvSpec) -> Callable[[dict], bool]:
 def default_bookkeeping(spec: EnvSpec) -> Callable[[dict, dict], None]:
     """Advance the bookkeeping fields the environments keep beside their variables.
 
-    ``day`` is incremented, ``bankrupt`` set when the reward variable (money)
+    ``day`` (or ``step``) is incremented, ``bankrupt`` set when the reward variable (money)
     goes below zero (the rule of both simulators) and ``game_over`` set when
     bankrupt or out of days; pass another function to :class:`WorldModel` for
     other rules.
@@ -245,8 +253,9 @@ def default_bookkeeping(spec: EnvSpec) -> Callable[[dict, dict], None]:
     reward = _getter(spec.variable(spec.reward_variable).path)
 
     def bookkeeping(prev: dict, nxt: dict) -> None:
-        if "day" in prev:
-            nxt["day"] = int(prev["day"]) + 1
+        for clock in ("day", "step"):  # the coffee shop counts days, the park (like the real game) steps
+            if clock in prev:
+                nxt[clock] = int(prev[clock]) + 1
         if "bankrupt" in prev:
             try:
                 nxt["bankrupt"] = bool(prev.get("bankrupt")) or float(reward(nxt)) < 0
@@ -254,8 +263,9 @@ def default_bookkeeping(spec: EnvSpec) -> Callable[[dict, dict], None]:
                 nxt["bankrupt"] = bool(prev.get("bankrupt"))
         if "game_over" in prev:
             over = bool(nxt.get("bankrupt"))
-            if "day" in nxt and "horizon" in nxt:
-                over = over or int(nxt["day"]) >= int(nxt["horizon"])
+            clock = "day" if "day" in nxt else "step"
+            if clock in nxt and "horizon" in nxt:
+                over = over or int(nxt[clock]) >= int(nxt["horizon"])
             nxt["game_over"] = over
     return bookkeeping
 
@@ -289,7 +299,8 @@ class _Base:
         return np.fromiter((bool(t(s)) for s in states), dtype=bool, count=len(states))
 
     def reset_counters(self) -> None:
-        self.counters = _new_counters()
+        """Zero the counters in place (guards holding a reference keep counting into them)."""
+        self.counters.clear()
 
     def counters_dict(self) -> dict[str, int]:
         """A plain copy of the counters, for the run log."""
@@ -335,7 +346,11 @@ class WorldModel(_Base):
     def __init__(self, spec: EnvSpec, deterministic: DeterministicSource, stochastic: Any,
                  terminal: Callable[[dict], bool] | None = None,
                  bookkeeping: Callable[[dict, dict], None] | None = None, env: Any | None = None,
-                 name: str | None = None):
+                 name: str | None = None, support: Any | None = None, support_mode: str = "clip"):
+        if support_mode not in ("clip", "count"):
+            raise ValueError(f"support_mode must be 'clip' or 'count', got {support_mode!r}")
+        if support is not None and not (hasattr(support, "level") and hasattr(support, "change")):
+            raise TypeError(f"support must have level() and change() (a DataSupport), got {type(support).__name__}")
         if not hasattr(stochastic, "sample"):
             raise TypeError(f"the stochastic model {type(stochastic).__name__} has no sample() method")
         if env is None and isinstance(deterministic, SimulatorDeterministic):
@@ -355,6 +370,21 @@ class WorldModel(_Base):
             self._pass_valid = "valid" in params
         except (TypeError, ValueError):
             self._pass_valid = False
+        self.support = support
+        self.support_mode = support_mode
+        self.last_out_of_support: np.ndarray = np.zeros(0, dtype=bool)
+        self._acc = []  # (variable, level range) of accumulators whose input is kept in the data's range
+        if support is not None:
+            for name in getattr(support, "accumulators", ()):
+                v = self._var.get(name)
+                if v is not None and v.kind == "stochastic" and v.type == "numeric" and support.level(name):
+                    self._acc.append((v, support.level(name)))
+
+    @property
+    def support_scale(self) -> float:
+        """Money units of one out-of-support step for planners' penalties: the data's spread of the
+        reward's daily change (1.0 without a support)."""
+        return float(getattr(self.support, "reward_scale", 1.0)) if self.support is not None else 1.0
 
     def sample_next(self, states: Sequence[dict], actions: Sequence[Any], n: int = 1,
                     rng: np.random.Generator | None = None) -> tuple[list[dict], np.ndarray]:
@@ -368,6 +398,7 @@ class WorldModel(_Base):
         m = len(states)
         out: list[dict | None] = [None] * m
         valid = np.zeros(m, dtype=bool)
+        self.last_out_of_support = np.zeros(m, dtype=bool)
         self.counters["calls"] += 1
         self.counters["rows"] += m
         if m == 0:
@@ -410,16 +441,79 @@ class WorldModel(_Base):
             nxt.append((ns, copied))
         next_states = [t[0] for t in nxt]
         kwargs = {"valid": det_valid} if self._pass_valid else {}
-        sampled = self.stochastic.sample(ls, la, next_states, rng, **kwargs)
+        net_in, shifts = self._clamp_inputs(ls)
+        sampled = self.stochastic.sample(net_in, la, next_states, rng, **kwargs)
         # a network that clips its own samples reports how many it clipped in this call
         for name, c in (getattr(self.stochastic, "last_clip_counts", None) or {}).items():
             if c:
                 self.counters[f"clipped:{name}"] += int(c)
+        self.counters["network_rows"] += len(ls)
+        if self.support is not None and isinstance(sampled, dict):
+            sampled = dict(sampled)
+            for name, shift in shifts.items():
+                if name in sampled:
+                    sampled[name] = np.asarray(sampled[name], dtype=np.float64) + shift
+            oos = self._keep_in_support(ls, sampled)
+            self.last_out_of_support[live] = oos
         self._write_stochastic(ls, nxt, sampled)
         for (ns, _), s, i in zip(nxt, ls, live):
             self.bookkeeping(s, ns)
             out[i] = ns
         return out, valid  # type: ignore[return-value]
+
+    # -- the support guard ----------------------------------------------------
+    def _clamp_inputs(self, states: list[dict]) -> tuple[list[dict], dict[str, np.ndarray]]:
+        """States for the network with accumulator levels inside the data's range, and the shift
+        (true - fed level) to add back to each accumulator's sample."""
+        if not self._acc:
+            return states, {}
+        shifts, fed = {}, list(states)
+        for v, (lo, hi) in self._acc:
+            g = self._get[v.name]
+            x = np.array([float(g(s)) for s in states], dtype=np.float64)
+            c = np.clip(x, lo, hi)
+            moved = np.flatnonzero(np.isfinite(x) & (c != x))
+            if moved.size == 0:
+                continue
+            self.counters[f"input_clamped:{v.name}"] += int(moved.size)
+            for i in moved:
+                if fed[i] is states[i]:
+                    fed[i] = self._writer.copy(states[i])
+                self._writer.set(fed[i], v.name, float(c[i]), set())
+            shifts[v.name] = np.where(np.isfinite(x), x - c, 0.0)
+        return fed, shifts
+
+    def _keep_in_support(self, prev: list[dict], sampled: dict) -> np.ndarray:
+        """Count (and in ``clip`` mode clip) sampled values outside the support; per-row flags."""
+        sup = self.support
+        rows = np.zeros(len(prev), dtype=bool)
+        acc = {v.name for v, _ in self._acc} | set(getattr(sup, "accumulators", ()))
+        for name, arr in list(sampled.items()):
+            v = self._var.get(name)
+            if v is None or v.kind != "stochastic" or v.type != "numeric":
+                continue
+            x = np.asarray(arr, dtype=np.float64).reshape(len(prev))
+            if name in acc:
+                rng_ = sup.change(name)
+                if rng_ is None:
+                    continue
+                p = np.array([float(self._get[name](s)) for s in prev], dtype=np.float64)
+                d = x - p
+                bad = np.isfinite(d) & ((d < rng_[0]) | (d > rng_[1]))
+                fixed = p + np.clip(d, rng_[0], rng_[1])
+            else:
+                rng_ = sup.level(name)
+                if rng_ is None:
+                    continue
+                bad = np.isfinite(x) & ((x < rng_[0]) | (x > rng_[1]))
+                fixed = np.clip(x, rng_[0], rng_[1])
+            if bad.any():
+                self.counters[f"out_of_support:{name}"] += int(bad.sum())
+                rows |= bad
+                if self.support_mode == "clip":
+                    sampled[name] = np.where(bad, fixed, x)
+        self.counters["out_of_support_rows"] += int(rows.sum())
+        return rows
 
     # -- pieces -------------------------------------------------------------
     def _deterministic(self, states: list[dict], acts: list[dict]) -> tuple[list[dict], np.ndarray, list]:
@@ -466,7 +560,7 @@ class WorldModel(_Base):
             return x
         try:
             f = float(x)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):  # e.g. an int too large for a float
             f = math.nan
         if not math.isfinite(f):
             self.counters[f"nonfinite:{v.name}"] += 1
@@ -580,13 +674,5 @@ class OracleModel(_Base):
         return out, valid
 
 
-def describe_action(action: Any) -> str:
-    """Text form of an action dict (for logs)."""
-    try:
-        return format_action(coerce_action(action))
-    except Exception:  # noqa: BLE001
-        return repr(action)
-
-
 __all__ = ["EXEC_ERROR", "WorldModel", "OracleModel", "DeterministicSource", "SimulatorDeterministic", "CodeModelDeterministic",
-           "default_terminal", "default_bookkeeping", "describe_action"]
+           "default_terminal", "default_bookkeeping"]

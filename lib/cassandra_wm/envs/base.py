@@ -266,33 +266,64 @@ class ActionParseError(ValueError):
     pass
 
 
+# Bounds on action text: an action is a short call such as ``set_price(price=3.5)``; anything far longer or
+# deeper is garbage (or hostile) and must fail as a parse error, never as MemoryError or RecursionError.
+MAX_ACTION_CHARS = 4096
+MAX_ACTION_DEPTH = 12
+
+
+def _ast_depth(node: ast.AST, limit: int) -> int:
+    """Depth of an AST, walked without recursion; stops counting once past ``limit``."""
+    deepest, stack = 0, [(node, 1)]
+    while stack:
+        cur, d = stack.pop()
+        deepest = max(deepest, d)
+        if deepest > limit:
+            return deepest
+        stack.extend((child, d + 1) for child in ast.iter_child_nodes(cur))
+    return deepest
+
+
 def parse_action(text: str) -> dict:
     """Parse ``name(k=v, ...)`` (literals only) into an action dict.
 
-    Raises :class:`ActionParseError` with a readable message on anything else.
+    Raises :class:`ActionParseError` with a readable message on anything else, including text longer
+    than :data:`MAX_ACTION_CHARS` or nested deeper than :data:`MAX_ACTION_DEPTH`.
     """
     if not isinstance(text, str) or not text.strip():
         raise ActionParseError("empty action text")
     src = text.strip()
+    if len(src) > MAX_ACTION_CHARS:
+        raise ActionParseError(f"action text is {len(src)} characters long (at most {MAX_ACTION_CHARS}): "
+                               f"{src[:60]!r}...")
     if src.isidentifier():
         return {"name": src, "args": {}}
     try:
         node = ast.parse(src, mode="eval").body
     except SyntaxError as e:
-        raise ActionParseError(f"cannot parse action {text!r}: {e.msg}") from None
+        raise ActionParseError(f"cannot parse action {_short(text)}: {e.msg}") from None
+    except (MemoryError, RecursionError, ValueError):  # the parser's own stack or digit limits
+        raise ActionParseError(f"action text is too deeply nested or too large to parse: {_short(text)}") from None
+    if _ast_depth(node, MAX_ACTION_DEPTH) > MAX_ACTION_DEPTH:
+        raise ActionParseError(f"action text is nested deeper than {MAX_ACTION_DEPTH} levels: {_short(text)}")
     if not isinstance(node, ast.Call) or not isinstance(node.func, ast.Name):
-        raise ActionParseError(f"expected name(arg=value, ...), got {text!r}")
+        raise ActionParseError(f"expected name(arg=value, ...), got {_short(text)}")
     if node.args:
-        raise ActionParseError(f"arguments must be named (k=v) in {text!r}")
+        raise ActionParseError(f"arguments must be named (k=v) in {_short(text)}")
     args = {}
     for kw in node.keywords:
         if kw.arg is None:
-            raise ActionParseError(f"**kwargs not allowed in {text!r}")
+            raise ActionParseError(f"**kwargs not allowed in {_short(text)}")
         try:
             args[kw.arg] = ast.literal_eval(kw.value)
-        except (ValueError, SyntaxError):
-            raise ActionParseError(f"argument {kw.arg!r} is not a literal in {text!r}") from None
+        except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+            raise ActionParseError(f"argument {kw.arg!r} is not a literal in {_short(text)}") from None
     return {"name": node.func.id, "args": args}
+
+
+def _short(text: str, limit: int = 200) -> str:
+    """``repr`` of an action text, cut so that error messages stay readable."""
+    return repr(text) if len(text) <= limit else repr(text[:limit]) + f"... ({len(text)} characters)"
 
 
 def coerce_action(action: Any) -> dict:

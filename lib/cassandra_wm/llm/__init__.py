@@ -7,24 +7,36 @@ Most code needs one line::
 
 ``get_chat`` wraps the backend in the record/replay cache (mode from ``cache`` or
 ``$CASSANDRA_LLM_CACHE``, default ``record``), so a rerun answers from ``data/llm_cache/`` and
-pays nothing.  ``usage_summary()`` tabulates calls, tokens, seconds and retries per stage.
+pays nothing.  Only usable replies come back or are stored (others raise :class:`UnusableReply`).
+``chat.label`` is the name for tables (with what the server reports, when that differs).
+``usage_summary()`` tabulates calls, tokens, seconds and retries per stage; ``check_stage_health()``
+stops a stage whose calls mostly failed; ``check_endpoint(llm).require(stages)`` checks an endpoint
+(model id, context, JSON output, log-probabilities) before a run.
 """
 from __future__ import annotations
 
 import os
 
-from .base import ChatClient, LLMError, Reply, TokenLogprob, parse_json_reply
-from .cache import CachedChat, cache_mode, model_slug, recorded_model, request_key
-from .local import LocalServer, ensure_local_server, find_gguf, local_model_name, stop_local_server
-from .openai_backend import DEFAULT_BASE_URL, OpenAIChat, is_loopback, normalize_base_url
+from .base import ChatClient, LLMError, Reply, TokenLogprob, UnusableReply, llm_label, parse_json_reply, reply_problem
+from .cache import (CachedChat, cache_allows, cache_mode, migrate_cache_file, model_slug, recorded_model, request_key,
+                    scan_cache_file)
+from .endpoint import STAGE_NEEDS, EndpointError, EndpointReport, check_endpoint
+from .local import (LocalServer, ensure_local_server, find_gguf, local_endpoint_id, local_model_name,
+                    stop_local_server)
+from .openai_backend import (DEFAULT_BASE_URL, ContextTooSmall, EndpointDead, OpenAIChat, is_loopback,
+                             normalize_base_url, reset_endpoint_states)
 from .scripted import ScriptedChat
-from .usage import record_usage, reset_usage, save_usage, usage_log, usage_summary, usage_totals
+from .usage import (StageHealthError, check_stage_health, record_usage, reset_usage, save_usage, stage_health,
+                    usage_log, usage_summary, usage_totals)
 
-__all__ = ["ChatClient", "LLMError", "Reply", "TokenLogprob", "parse_json_reply", "ScriptedChat",
-           "OpenAIChat", "CachedChat", "LocalServer", "ensure_local_server", "stop_local_server",
-           "local_model_name", "find_gguf", "get_chat", "parse_llm_spec", "describe_llm", "LLM_SPEC_FORMS",
-           "cache_mode", "model_slug", "request_key", "recorded_model", "normalize_base_url", "is_loopback",
-           "usage_log", "usage_summary", "usage_totals", "reset_usage", "save_usage", "record_usage"]
+__all__ = ["ChatClient", "LLMError", "UnusableReply", "EndpointDead", "ContextTooSmall", "EndpointError",
+           "StageHealthError", "Reply", "TokenLogprob", "parse_json_reply", "reply_problem", "llm_label",
+           "ScriptedChat", "OpenAIChat", "CachedChat", "LocalServer", "ensure_local_server", "stop_local_server",
+           "local_model_name", "local_endpoint_id", "find_gguf", "get_chat", "parse_llm_spec", "describe_llm",
+           "LLM_SPEC_FORMS", "cache_mode", "cache_allows", "model_slug", "request_key", "recorded_model",
+           "scan_cache_file", "migrate_cache_file", "normalize_base_url", "is_loopback", "check_endpoint",
+           "EndpointReport", "STAGE_NEEDS", "reset_endpoint_states", "usage_log", "usage_summary", "usage_totals", "reset_usage",
+           "save_usage", "record_usage", "stage_health", "check_stage_health"]
 
 LLM_SPEC_FORMS = """\
   local                       the bundled SmolLM2-135M-Instruct on a local llama.cpp server (default)
@@ -112,8 +124,9 @@ def describe_llm(spec: str | None = None) -> str:
 class _LazyChat(ChatClient):
     """Builds its backend on the first call, so a run answered wholly from the cache starts nothing."""
 
-    def __init__(self, model: str, factory, what: str):
+    def __init__(self, model: str, factory, what: str, endpoint_id: str = ""):
         self.model = model
+        self.endpoint_id = endpoint_id
         self._factory = factory
         self._what = what
         self._inner: ChatClient | None = None
@@ -129,6 +142,10 @@ class _LazyChat(ChatClient):
                                 temperature=temperature, seed=seed, max_tokens=max_tokens,
                                 sample_index=sample_index, stage=stage)
 
+    @property
+    def label(self) -> str:
+        return self._inner.label if self._inner is not None else self.model
+
     def describe(self) -> str:
         return self._inner.describe() if self._inner is not None else f"{self.model} ({self._what})"
 
@@ -137,10 +154,10 @@ class _LazyChat(ChatClient):
             self._inner.close()
 
 
-def _local_client(name: str, stage: str | None) -> OpenAIChat:
+def _local_client(name: str, stage: str | None, endpoint: str) -> OpenAIChat:
     # llama-cpp-python's server rejects json_schema (HTTP 500) but takes a schema in JSON mode.
     return OpenAIChat(model=name, base_url=ensure_local_server(), name=name, stage=stage,
-                      schema_mode="json_object", seed_from_sample_index=True)
+                      schema_mode="json_object", seed_from_sample_index=True, endpoint_id=endpoint)
 
 
 def get_chat(llm: str | None = None, stage: str | None = None, cache: str | None = None) -> ChatClient:
@@ -148,24 +165,29 @@ def get_chat(llm: str | None = None, stage: str | None = None, cache: str | None
 
     ``stage`` tags every call for the usage log and replay-miss messages.  ``cache`` is
     ``off|record|replay`` (default ``$CASSANDRA_LLM_CACHE`` or ``record``).  The local server is
-    started on the first call that misses the cache, and stopped at exit.
+    started on the first call that misses the cache, and stopped at exit.  Nothing is contacted
+    here; ``chat.label`` (for tables) may ask a remote server for its model list once.
     """
     p = parse_llm_spec(llm)
     if p["kind"] == "replay":
         if cache is not None and cache_mode(cache) != "replay":
             raise ValueError(f"{p['spec']!r} can only replay; drop cache={cache!r} or use another spec")
         model, path = recorded_model(p["slug"])
-        return CachedChat(None, mode="replay", path=path, model=model, stage=stage)
+        pinned = None if path.stem == model_slug(model) else path  # a renamed file is read alone
+        return CachedChat(None, mode="replay", path=pinned, model=model, stage=stage)
     mode = cache_mode(cache)
     if p["kind"] == "local":
+        from .local import local_context_tokens
         name = local_model_name()
+        endpoint = local_endpoint_id()
         inner = None if mode == "replay" else _LazyChat(
-            name, lambda: _local_client(name, stage), "local llama.cpp server, started on first call")
+            name, lambda: _local_client(name, stage, endpoint), "local llama.cpp server, started on first call",
+            endpoint_id=endpoint)
     else:
         name = p["model"]
+        endpoint = p["base_url"]
         inner = None if mode == "replay" else OpenAIChat(p["model"], p["base_url"], stage=stage)
-    client = inner if mode == "off" else CachedChat(inner, mode=mode, stage=stage, model=name)
+    client = inner if mode == "off" else CachedChat(inner, mode=mode, stage=stage, model=name, endpoint=endpoint)
     if p["kind"] == "local":
-        from .local import local_context_tokens
         client.context_tokens = local_context_tokens()  # lets prompt builders fit the context
     return client

