@@ -913,8 +913,12 @@ def _run(rng, GF, GI, GB, visits, D, U, codes, kind, tile_att, dist, stepm, pass
 
 def play_day(day, rating: float, cap: int, max_inside: int, per_arrival: int, gap: int) -> None:
     """Run the ticks and the closing of ``day`` (a ``sim._Day`` after its morning) with the kernel."""
-    from .params import COLOURS
-    from .sim import EMPTY, R_CODE, WATER, _SUB_CODE
+    from . import sim
+    from .params import COLOURS, GRID_SIZE, TICKS_PER_DAY
+    from .sim import R_CODE, _SUB_CODE
+    if ((sim.EMPTY, sim.PATH, sim.WATER, sim.FOOD, sim.DRINK, sim.SPECIALTY, GRID_SIZE, TICKS_PER_DAY, COLOURS)
+            != (EMPTY, PATH, WATER, FOOD, DRINK, SPECIALTY, N, TICKS, ("yellow", "blue", "green", "red"))):
+        raise RuntimeError("the codes in theme_park/sim.py or params.py changed: update _kernels.py to match")
     s, p, rules = day.s, day.p, day.rules
     R, A = day.R, day.A
     rt = day.rt
