@@ -60,6 +60,7 @@ ENV_VARS = {
                                     "it (default 600)",
     "CASSANDRA_LLM_MAX_REPLY_BYTES": "largest LLM reply accepted, in bytes (default 16 MiB)",
     "CASSANDRA_LLM_PARENT_PID": "set by the bundle for the local model server (it exits with its parent)",
+    "CASSANDRA_PARK_ENGINE": "numba (default, compiled) or numpy: the theme park's day engine",
     "CASSANDRA_SANDBOX": "unconfined: run generated code without the operating-system boundary, held back by "
                          "the static check only (not recommended; for machines where the boundary cannot start)",
     "OPENAI_API_KEY": "key for openai: endpoints",
