@@ -34,6 +34,7 @@ def main() -> None:
     import json
 
     from cassandra_wm import data, paths
+    from cassandra_wm.baselines.agents import training_index
     from cassandra_wm.baselines.evaluate import world_model_predictions
     from cassandra_wm.baselines.walle import RuleSet, StatePredictor, WallEModel
     from cassandra_wm.codewm.errors import Transition
@@ -42,7 +43,7 @@ def main() -> None:
     from cassandra_wm.codewm.sandbox import Sandbox
     from cassandra_wm.envs import make_env
     from cassandra_wm.llm import get_chat
-    from cassandra_wm.planning.evaluate import load_networks
+    from cassandra_wm.planning.roster import load_networks
     from cassandra_wm.world_model import CodeModelDeterministic, WorldModel
 
     env = make_env(a.env)
@@ -52,7 +53,7 @@ def main() -> None:
     test = [Transition.from_record(r) for r in data.load_records(ds, split="test")][: a.transitions]
     final = json.loads((paths.data_dir(a.env, a.profile) / "codewm" / "final.json").read_text())
     phi = CodeModel.load(paths.OUT / final.get("data", final)["path"])
-    net = load_networks(a.env, a.profile, graphs=["CASSANDRA"], spec=spec)["CASSANDRA"]
+    net = load_networks(a.env, a.profile, graphs=["CASSANDRA"], fit_seeds=[0], spec=spec)[("CASSANDRA", 0)]
     sandbox = Sandbox(spec).start()
 
     wm = WorldModel(spec, CodeModelDeterministic(SandboxedCodeModel(phi, sandbox), spec), net, env=env)
@@ -62,7 +63,8 @@ def main() -> None:
     cass = (time.perf_counter() - t0) / len(test)
 
     chat = get_chat(a.llm, stage="bench_baselines", cache="off")
-    walle = WallEModel(spec, StatePredictor(chat, spec, train, k=5), RuleSet(spec, sandbox), env=env)
+    index = training_index(train)  # the retrieval index notebook 06 and its planning agents use
+    walle = WallEModel(spec, StatePredictor(chat, spec, train, k=5, index=index), RuleSet(spec, sandbox), env=env)
     walle.predict(test[0].state, test[0].action)  # warm-up: starts the local server, loads the embedder
     t0 = time.perf_counter()
     preds = [walle.predict(t.state, t.action) for t in test]

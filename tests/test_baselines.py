@@ -302,30 +302,117 @@ def test_cost_scaling_and_stage_settings():
     assert full["rex_patience"] == 10 and stage_settings("06_baselines.ipynb", "nowhere", "full") == {}
 
 
-def test_walle_agents_ask_the_same_questions_on_a_rerun(env, sandbox, transitions):
-    """A rerun must send the LLM the same requests, or the record/replay cache cannot answer it."""
-    from cassandra_wm.baselines.agents import walle_agents
-    from cassandra_wm.envs.registry import make_proposer
-    spec = env.spec
+@pytest.fixture
+def walle_files(env, sandbox, tmp_path):
+    """A small dataset (its training split is the retrieval pool) and a rules file with one selected rule."""
+    from cassandra_wm import data, report
+    recs = data.collect(env, "heuristic", 3, 6, seed=4, progress=False, invalid_rate=0.2)
+    ds = tmp_path / "transitions.jsonl"
+    data.save_transitions(recs, ds, meta={"env": "coffee_shop"}, splits={"train": [0, 1, 2], "val": [], "test": []})
+    rules = RuleSet(env.spec, sandbox)
+    rules.selected = [rules.add("buy_beans", GOOD_RULE, "needs the cash").rid]
+    path = report.save_json({"rules": rules.to_dict()}, tmp_path / "walle_rules.json", llm="scripted")
+    return path, ds
+
+
+@pytest.fixture
+def scripted_walle(monkeypatch):
+    """The WALL-E builder with a toy encoder and scripted chats that answer 'nothing changes'; the chats
+    it opened are collected in the returned list."""
+    from cassandra_wm.baselines import agents
+    chats = []
 
     def copy_state(messages, **kw):
         return messages[-1]["content"].split("State: ", 1)[1].split("\nAction:")[0]
 
-    runs = []
-    for _ in range(2):
-        chat = ScriptedChat(responder=copy_state)
-        model = WallEModel(spec, StatePredictor(chat, spec, transitions, k=1, encoder=ToyEncoder()),
-                           RuleSet(spec, sandbox), env=env)
-        roster = walle_agents(model, make_proposer(spec, model), "scripted",
-                              mpc={"n_first": 2, "steps": 3, "n_proposals": 10},
-                              mcts={"iterations": 2, "horizon": 2, "rollouts": 2, "n_proposals": 10})
-        acts = []
-        for label, (factory, settings) in roster.items():
-            agent = factory(123)
-            acts.append(agent.act(env.reset(5), np.random.default_rng(9)))
-            assert settings["llm"] == "scripted" and settings["code"]
-        runs.append((acts, [json.dumps(r["messages"]) for r in chat.requests]))
-    assert runs[0] == runs[1] and len(runs[0][1]) > 4
-    # the heuristic rollout agent's own traits come from the run's seed, not from fresh entropy
-    mpc = roster["MPC+WALL-E-MAPs"][0]
-    assert vars(mpc(123).rollout.agent) == vars(mpc(123).rollout.agent)
+    def make_chat(llm, stage):
+        chats.append(ScriptedChat(responder=copy_state))
+        return chats[-1]
+
+    agents.clear_resources()
+    monkeypatch.setattr(agents, "make_chat", make_chat)
+    monkeypatch.setattr(agents, "make_encoder", ToyEncoder)
+    yield chats
+    agents.clear_resources()
+
+
+def test_walle_agents_ask_the_same_questions_on_a_rerun(env, walle_files, scripted_walle, tmp_path):
+    """The WALL-E agents are a roster (data) played by play_agents: a rerun sends the LLM the same requests
+    (so the record/replay cache can answer it), and a results file resumes without asking anything."""
+    from cassandra_wm.baselines.agents import BUILDER, llm_usage, walle_roster
+    from cassandra_wm.planning import heldout_seeds, play_agents
+    rules_path, ds = walle_files
+    roster = walle_roster("coffee_shop", rules_path, ds, llm="scripted", llm_name="scripted", k=1,
+                          mpc={"n_first": 2, "n_proposals": 10}, mcts={"rollouts": 2, "n_proposals": 10})
+    labels = [s.label for s in roster]
+    assert labels == ["MPC+WALL-E-MAPs", "MCTS+WALL-E-MAPs", "MPC+oracle (WALL-E budget)",
+                      "MCTS+oracle (WALL-E budget)", "heuristic"]
+    mpc, mcts = roster[0], roster[1]
+    assert mpc.kind == mcts.kind == "custom" and mpc.builder == BUILDER
+    json.dumps([s.settings() for s in roster])  # a roster is plain data
+    # appendix A.1 and C.4: 4-day heuristic rollouts scored by the best one; 2 iterations, horizon 2, 4 rollouts
+    assert (mpc.config["planner_config"]["lookahead"], mpc.config["planner_config"]["score"],
+            mpc.config["planner_config"]["rollout_policy"]) == (4, "max", "heuristic")
+    assert {k: mcts.config["planner_config"][k] for k in ("iterations", "tree_depth", "lookahead")} == \
+        {"iterations": 2, "tree_depth": 2, "lookahead": 2}
+    assert roster[2].config == mpc.config["planner_config"] and roster[3].config == mcts.config["planner_config"]
+    seeds = heldout_seeds(1, 0)
+    walle = roster[:2]
+
+    def play(path):
+        start = sum(len(c.requests) for c in scripted_walle)
+        recs = play_agents("coffee_shop", walle, seeds, 2, executor="serial", results_path=path, progress=False,
+                           on_failure="raise")
+        asked = [json.dumps(r["messages"]) for c in scripted_walle for r in c.requests]
+        return recs, asked[start:]
+
+    first, asked1 = play(tmp_path / "a.jsonl")
+    from cassandra_wm.baselines.agents import clear_resources
+    clear_resources()  # as in a fresh process: index and sandbox rebuilt from the files
+    second, asked2 = play(tmp_path / "b.jsonl")
+    assert len(asked1) > 4 and asked1 == asked2
+    assert [r["actions"] for r in first] == [r["actions"] for r in second]
+    assert {r["agent"] for r in first} == {"MPC+WALL-E-MAPs", "MCTS+WALL-E-MAPs"}
+    assert all(r["kind"] == "custom" and r["model"] == "WALL-E-MAPs" and r["seed"] == seeds[0] for r in first)
+    assert llm_usage(first)["calls"] == len(asked1)  # the records carry what the LLM was asked
+    resumed, asked3 = play(tmp_path / "a.jsonl")
+    assert asked3 == [] and [r["actions"] for r in resumed] == [r["actions"] for r in first]
+
+
+def test_walle_builder_refuses_changed_artifacts(env, walle_files, scripted_walle):
+    from cassandra_wm.baselines.agents import walle_roster
+    from cassandra_wm.planning import build_agent
+    rules_path, ds = walle_files
+    spec = walle_roster("coffee_shop", rules_path, ds, llm="scripted", llm_name="scripted", references=False,
+                        include=("MPC",))[0]
+    agent = build_agent(spec, env, seed=3)
+    assert agent.model.rules.selected and agent.model.predictor.k == 5
+    with pytest.raises(ValueError, match="now answers as"):
+        build_agent(AgentSpecLike(spec, llm_name="another model"), env, seed=3)
+    obj = json.loads(rules_path.read_text())
+    obj["data"]["rules"]["selected"] = []
+    rules_path.write_text(json.dumps(obj))
+    with pytest.raises(ValueError, match="rules changed"):
+        build_agent(spec, env, seed=3)
+    with pytest.raises(ValueError, match="unknown WALL-E agents"):
+        walle_roster("coffee_shop", rules_path, ds, llm="scripted", llm_name="scripted", include=("PPO",))
+
+
+def AgentSpecLike(spec, **config):
+    from dataclasses import replace
+    return replace(spec, config={**spec.config, **config})
+
+
+def test_heuristic_rollout_policy_is_seeded(env, monkeypatch):
+    """Planning's 'heuristic' rollout policy builds its agent with a seed: an agent that draws its own traits
+    draws the same ones for the same seed (here the data-collection agent, whose style varies)."""
+    from cassandra_wm.envs.registry import get_kit, make_proposer
+    from cassandra_wm.planning import MPCConfig, SampledMPCAgent, make_rollout_policy
+    from cassandra_wm.world_model import OracleModel
+    kit = get_kit("coffee_shop")
+    monkeypatch.setitem(kit.defaults, "rollout_agent", "heuristic")
+    prop = make_proposer(env.spec, env)
+    traits = [vars(make_rollout_policy("heuristic", prop, seed=s).agent) for s in (1, 1, 2)]
+    assert traits[0] == traits[1] and traits[0] != traits[2]
+    a, b = (SampledMPCAgent(OracleModel(env), prop, MPCConfig(), seed=7) for _ in range(2))
+    assert vars(a.rollout.agent) == vars(b.rollout.agent)

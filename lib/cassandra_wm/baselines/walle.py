@@ -580,6 +580,10 @@ def rule_learning_data(env: Any, n_mcts: int = 2, days: int = 10, n_rollouts: in
     then ``n_rollouts`` random rollouts of ``rollout_steps`` steps from random points of those
     episodes, each action deliberately invalid with probability ``invalid_rate``.
 
+    ``mcts_config`` defaults to the environment's own planning settings
+    (:meth:`~cassandra_wm.planning.mcts.MCTSConfig.for_env`: a look-ahead that lets investments pay
+    back) with a small budget (10 iterations, 2 rollouts, 20 proposals), so the episodes earn well.
+
     Returns data records (``state, action, action_text, valid, error, next_state, source``); the
     episode seeds are drawn from ``seed`` with their own tag, so they differ from the seeds of
     data collection and evaluation.
@@ -594,7 +598,7 @@ def rule_learning_data(env: Any, n_mcts: int = 2, days: int = 10, n_rollouts: in
         raise ValueError("n_mcts and days must be positive, n_rollouts >= 0, rollout_steps >= 1")
     if not 0.0 <= invalid_rate <= 1.0:
         raise ValueError(f"invalid_rate must be in [0, 1], got {invalid_rate!r}")
-    cfg = mcts_config or MCTSConfig(iterations=10, rollouts=2, n_proposals=20, horizon=2)
+    cfg = mcts_config or MCTSConfig.for_env(env.spec.name, iterations=10, rollouts=2, n_proposals=20)
     ss = np.random.SeedSequence([int(seed), RULE_DATA_TAG])
     ep_seeds = [int(c.generate_state(1)[0]) for c in ss.spawn(n_mcts)]
     proposer = make_proposer(env.spec, SimulatorDeterministic(env))
@@ -646,8 +650,8 @@ class WallEModel:
     """WALL-E-MAPs behind the planners' interface: rules for validity, the LLM for the next state.
 
     ``env`` (optional) supplies ``is_done``; ``wait_action`` is what a refused action is predicted
-    as.  ``counters`` count LLM calls, reply problems and every repair made before a predicted value
-    enters a planner's state.
+    as.  ``counters`` count LLM calls (with their tokens and milliseconds as recorded), reply problems
+    and every repair made before a predicted value enters a planner's state.
     """
 
     def __init__(self, spec: EnvSpec, predictor: StatePredictor, rules: RuleSet, env: Any = None,
@@ -680,6 +684,9 @@ class WallEModel:
             vals, status, use = self.predictor.predict_values(s, a if ok else self.wait, int(j))
             local = time.perf_counter() - t1 - (use["seconds"] if status != "llm_error" else 0.0)
             self.counters["llm_calls"] += 1
+            self.counters["llm_prompt_tokens"] += int(use["prompt_tokens"])
+            self.counters["llm_completion_tokens"] += int(use["completion_tokens"])
+            self.counters["llm_ms"] += int(round(1000 * float(use["seconds"])))
             if status != "ok":
                 self.counters[f"reply:{status.split(':')[0]}"] += 1
             out.append(Prediction(valid=ok, values=vals, status=status,

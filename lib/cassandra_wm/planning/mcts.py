@@ -219,12 +219,13 @@ class MCTS:
     """Open-loop MCTS planner over a world model (see the module docstring)."""
 
     def __init__(self, model: PlanningModel, proposer: Proposer, config: MCTSConfig | None = None,
-                 rollout_policy: RolloutPolicy | None = None):
+                 rollout_policy: RolloutPolicy | None = None, seed: int | None = None):
         self.model = model
         self.proposer = proposer
         self.config = (config or MCTSConfig()).validate()
+        # the rollout agent is seeded (the agent's seed, else 0), so a rerun plays the same rollouts
         self.rollout = rollout_policy or make_rollout_policy(self.config.rollout_policy, proposer,
-                                                             self.config.n_proposals)
+                                                             self.config.n_proposals, seed=0 if seed is None else seed)
 
     # -- one decision ----------------------------------------------------
     def plan(self, state: dict, rng: np.random.Generator | None = None) -> PlanResult:
@@ -374,7 +375,7 @@ class MCTSAgent:
 
     def __init__(self, model: PlanningModel, proposer: Proposer, config: MCTSConfig | None = None,
                  seed: int | None = None, rollout_policy: RolloutPolicy | None = None, name: str = "MCTS"):
-        self.planner = MCTS(model, proposer, config, rollout_policy)
+        self.planner = MCTS(model, proposer, config, rollout_policy, seed=seed)
         self.rng = np.random.default_rng(seed)
         self.name = name
         self.last: PlanResult | None = None

@@ -96,7 +96,7 @@ class SampledMPCAgent:
         self.model = model
         self.proposer = proposer
         self.rollout = rollout_policy or make_rollout_policy(self.config.rollout_policy, proposer,
-                                                             self.config.n_proposals)
+                                                             self.config.n_proposals, seed=0 if seed is None else seed)
         self.rng = np.random.default_rng(seed)
         self.name = name
         self.last: dict | None = None

@@ -7,6 +7,9 @@ action per row.  By name (:func:`make_rollout_policy`):
   ``defaults["rollout_agent"]``, else its ``"heuristic"`` data-collection agent) for
   its action, so the business keeps being run sensibly over a long look-ahead
   (restocking, cleaning) and investments with a slow payoff can show their value.
+  The agent is built with a seed (the planner's, else 0), so an agent that draws its
+  own traits (a style per episode) draws the same ones on a rerun: a planner over an
+  LLM-backed model then asks the same questions and a record/replay cache answers them.
 * ``"wait"``: every row waits (appendix C.4's setting, where the look-ahead is all tree).
 * ``"random"``: each row plays an action drawn uniformly from the proposer's list for
   the first row's state (one proposer call per step; an action that is invalid in
@@ -67,22 +70,23 @@ def check_rollout_policy(name: Any) -> str:
     return name
 
 
-def rollout_agent(spec: Any) -> Any:
+def rollout_agent(spec: Any, seed: int | None = 0) -> Any:
     """The environment's rollout agent (kit default ``rollout_agent``, else ``heuristic``), never
-    sending deliberately invalid actions."""
+    sending deliberately invalid actions; ``seed`` fixes any traits it draws for itself."""
     from ..envs.registry import get_kit, make_agent
     kind = get_kit(spec.name).default("rollout_agent", "heuristic")
-    return make_agent(spec, kind, invalid_rate=0.0)
+    return make_agent(spec, kind, invalid_rate=0.0, seed=seed)
 
 
-def make_rollout_policy(name: str, proposer: Any, n_proposals: int = 100) -> RolloutPolicy:
-    """Build a rollout policy by name: ``"heuristic"``, ``"wait"`` or ``"random"`` (module docstring)."""
+def make_rollout_policy(name: str, proposer: Any, n_proposals: int = 100, seed: int | None = 0) -> RolloutPolicy:
+    """Build a rollout policy by name: ``"heuristic"``, ``"wait"`` or ``"random"`` (module docstring);
+    ``seed`` seeds the heuristic rollout agent."""
     check_rollout_policy(name)
     if name == "wait":
         return WaitRollout(proposer)
     if name == "random":
         return RandomProposalRollout(proposer, n_proposals)
-    return AgentRollout(rollout_agent(proposer.spec))
+    return AgentRollout(rollout_agent(proposer.spec, seed=seed))
 
 
 __all__ = ["ROLLOUT_POLICIES", "RolloutPolicy", "WaitRollout", "RandomProposalRollout", "AgentRollout",

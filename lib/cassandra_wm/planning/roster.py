@@ -153,7 +153,8 @@ def build_agent(spec: AgentSpec, env: Any, network: Any = None, support: Any = N
     if spec.guard == "on" and spec.learned:
         guard = SupportGuard(support, det, env.spec, model.counters)
         proposer = GuardedProposer(proposer, guard)
-        rollout = GuardedRollout(make_rollout_policy(cfg.rollout_policy, proposer, cfg.n_proposals), guard,
+        rollout = GuardedRollout(make_rollout_policy(cfg.rollout_policy, proposer, cfg.n_proposals,
+                                                     seed=0 if seed is None else seed), guard,
                                  proposer.wait_action())
     if spec.kind == "mcts":
         return MCTSAgent(model, proposer, cfg, seed=seed, rollout_policy=rollout, name=spec.label)
