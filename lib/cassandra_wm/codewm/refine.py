@@ -15,6 +15,10 @@ A candidate's validation score VS is its mean score over the validation transiti
 candidates with VS > 0 are eligible, and among those the best score on the current transition
 wins (ties go to the higher VS).
 
+:meth:`Refiner.prune` (the removal gate, our addition) runs the same gate on "remove this
+function" for every function of phi before refinement starts, so code that runs but predicts
+worse than no code is dropped even when the LLM never proposes removing it.
+
 Two deliberate readings of the paper's pseudocode (both switchable in :class:`ScoreOptions`):
 
 * ``strict``: a numeric prediction scores +1 when it is *closer* to the truth than the previous
@@ -298,21 +302,55 @@ class Refiner:
     def _eval(self, model: CodeModel, trs: Sequence[Transition]) -> list[ExecResult]:
         return self.sandbox.evaluate(model, [(t.state, t.action) for t in trs])
 
-    def score_candidate(self, model: CodeModel, cand_model: CodeModel, ref: Refinement,
-                        base_val: list[ExecResult], cur: Scored, base_cur: ExecResult) -> dict:
-        """VS over V (only transitions the edit can affect are rerun) and RS on the current transition."""
+    def validation_score(self, model: CodeModel, cand_model: CodeModel, ref: Refinement,
+                         base_val: list[ExecResult]) -> dict:
+        """VS of a candidate over V (only the transitions the edit can affect are rerun)."""
         kind = ref.kind(model)
         acts = ref.affected_actions(model)
         idx = [i for i, s in enumerate(self.val_items) if acts is None or s.tr.action.get("name") in acts]
         cand_val = self._eval(cand_model, [self.val_items[i].tr for i in idx])
         vs = refinement_score(kind, [self.val_items[i] for i in idx], model, [base_val[i] for i in idx],
                               cand_model, cand_val, n=len(self.val_items), opts=self.opts)
+        return {"kind": kind, "vs": vs, "idx": idx, "cand_val": cand_val}
+
+    def score_candidate(self, model: CodeModel, cand_model: CodeModel, ref: Refinement,
+                        base_val: list[ExecResult], cur: Scored, base_cur: ExecResult) -> dict:
+        """VS over V and RS on the current transition."""
+        out = self.validation_score(model, cand_model, ref, base_val)
         cand_cur = self._eval(cand_model, [cur.tr])[0]
-        rs = item_score(kind, cur, model, base_cur, cand_model, cand_cur, self.opts)
+        out["rs"] = item_score(out["kind"], cur, model, base_cur, cand_model, cand_cur, self.opts)
         changed = {fid for fid, f in cand_model.functions.items() if model.functions.get(fid) != f}
-        return {"kind": kind, "vs": vs, "rs": rs, "idx": idx, "cand_val": cand_val,
-                "fixes_current": error_type(self.spec, cand_cur, cur.tr) is None,
-                "exec_errors": sorted({e for r in cand_val + [cand_cur] for e, _ in r.errors if e in changed})}
+        out["fixes_current"] = error_type(self.spec, cand_cur, cur.tr) is None
+        out["exec_errors"] = sorted({e for r in out["cand_val"] + [cand_cur] for e, _ in r.errors if e in changed})
+        return out
+
+    def prune(self, model: CodeModel) -> tuple[CodeModel, list[dict]]:
+        """The removal gate: each function whose removal scores VS > 0 on V is removed, one at a time
+        (best VS first, rescoring after each removal).  Not in the paper's algorithm 1 (there the LLM
+        would have to propose the removal); it keeps admitted code that runs but predicts worse than
+        no code from staying in phi.  Returns the pruned model and one row per removal tried."""
+        rows: list[dict] = []
+        base_val = self._eval(model, self.val)
+        while True:
+            best = None
+            for fid in sorted(model.functions):
+                ref = Refinement("remove", target=fid, note="removal gate")
+                cand = ref.apply(model)
+                sc = self.validation_score(model, cand, ref, base_val)
+                if sc["vs"] > 0 and (best is None or sc["vs"] > best[2]["vs"]):
+                    best = (fid, cand, sc)
+            if best is None:
+                break
+            fid, cand, sc = best
+            rows.append({"function": fid, "kind": sc["kind"], "vs": sc["vs"], "version_before": model.version,
+                         "version_after": cand.version})
+            for i2, r2 in zip(sc["idx"], sc["cand_val"]):
+                base_val[i2] = r2
+            model = cand
+            if self.store is not None:
+                self.store.save(model, {"source": "removal gate", "removed": fid, "vs": sc["vs"]})
+            log.info("removal gate: removed %s (VS = %.3f)", fid, sc["vs"])
+        return model, rows
 
     def run(self, model: CodeModel) -> RefineResult:
         """Refine ``model``; returns the final model, a record per loop and the validation curve."""
