@@ -182,4 +182,44 @@ def admit(spec: EnvSpec, sandbox: Sandbox, model: CodeModel, n_random: int = 6,
     return out, report
 
 
-__all__ = ["probe_states", "probe_actions", "probe_items", "compiles", "admit", "AdmissionReport"]
+def check_function(sandbox: Sandbox, fn, items, env_name: str = "") -> str | None:
+    """Run one function alone on the probe items where it would run; the first failure, or None."""
+    if not compiles(fn.source):
+        return "does not compile"
+    model = CodeModel({fn.fid: fn}, 0, env_name)
+    its = [(s, a) for s, a in items if fn.kind == "dynamic" or a.get("name") == fn.action]
+    for (state, action), res in zip(its, sandbox.evaluate(model, its)):
+        for fid, msg in res.errors:
+            return f"{msg} (probe action {action['name']}{action.get('args') or ''})"
+    return None
+
+
+def function_report(spec: EnvSpec, sandbox: Sandbox, model: CodeModel, transitions, admission: AdmissionReport | None = None,
+                    generated: CodeModel | None = None) -> list[dict]:
+    """Per function kind: generated, compile, run (admitted), correct.
+
+    ``correct``: the function is in ``model`` and is never among the functions blamed for an error
+    (:func:`~.errors.culprit_functions`) on ``transitions`` (evaluation only).  Blame is coarse (a
+    too-permissive action blames all its preconditions), so this counts conservatively.
+    """
+    from .errors import culprit_functions, error_type
+    res = sandbox.evaluate(model, [(t.state, t.action) for t in transitions])
+    blamed: set[str] = set()
+    for r, t in zip(res, transitions):
+        et = error_type(spec, r, t)
+        if et is not None:
+            blamed.update(culprit_functions(model, r, t, et))
+    rows = []
+    gen = generated if generated is not None else model
+    adm = {f["fid"]: f for f in (admission.functions if admission else [])}
+    for k in KINDS:
+        fs = [f for f in gen.functions.values() if f.kind == k]
+        rows.append({"kind": k, "generated": len(fs),
+                     "compile": sum(compiles(f.source) for f in fs),
+                     "run": sum(adm[f.fid]["runs"] if f.fid in adm else True for f in fs),
+                     "in final model": sum(f.fid in model.functions for f in fs),
+                     "correct": sum(f.fid in model.functions and f.fid not in blamed for f in fs)})
+    return rows
+
+
+__all__ = ["check_function", "function_report", "probe_states", "probe_actions", "probe_items", "compiles", "admit", "AdmissionReport"]

@@ -281,12 +281,15 @@ class Refiner:
     max_loops: cap on refinement loops (LLM calls); None for no cap.
     passes: passes over the training transitions (the paper makes one).
     store: where accepted versions are written (each as its own folder).
+    probes: spec-built (state, action) items (:func:`~cassandra_wm.codewm.admit.probe_items`); when given,
+        a candidate's new function must run on them without error before it is scored (the
+        admission check of initial code, applied to refinements too).
     """
 
     def __init__(self, spec: EnvSpec, sandbox: Sandbox, propose: Proposer, train: Sequence[Transition],
                  val: Sequence[Transition], k: int = 3, max_loops: int | None = None, passes: int = 1,
                  store: CodeStore | None = None, opts: ScoreOptions = ScoreOptions(), progress: bool = True,
-                 on_loop: Callable[[LoopRecord], None] | None = None):
+                 on_loop: Callable[[LoopRecord], None] | None = None, probes: Sequence[tuple] | None = None):
         if k < 1:
             raise ValueError(f"k must be >= 1, got {k}")
         if passes < 1:
@@ -298,6 +301,7 @@ class Refiner:
         self.val_items = prepare(spec, self.val)
         self.k, self.max_loops, self.passes = k, max_loops, passes
         self.store, self.opts, self.progress, self.on_loop = store, opts, progress, on_loop
+        self.probes = list(probes) if probes is not None else None
 
     def _eval(self, model: CodeModel, trs: Sequence[Transition]) -> list[ExecResult]:
         return self.sandbox.evaluate(model, [(t.state, t.action) for t in trs])
@@ -391,6 +395,13 @@ class Refiner:
             scored, best = [], None
             for j, ref in enumerate(prop.candidates):
                 entry = {"index": j, "refinement": ref.describe(), "op": ref.op, "note": ref.note}
+                if self.probes is not None and ref.function is not None:
+                    from .admit import check_function
+                    why = check_function(self.sandbox, ref.function, self.probes, model.env_name)
+                    if why is not None:
+                        entry.update(kind=ref.function.kind, vs=None, rs=None, status=f"not admitted: {why}"[:300])
+                        scored.append(entry)
+                        continue
                 try:
                     cand_model = ref.apply(model)
                     sc = self.score_candidate(model, cand_model, ref, base_val, cur, res)

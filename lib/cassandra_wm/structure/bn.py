@@ -290,6 +290,21 @@ class BayesNet:
         return f"BayesNet({self.spec.name}, {len(self.nodes)} nodes, {es} edges, fitted={self.encoder is not None})"
 
 
+def saved_network_matches(directory: str | Path, parents: Mapping[str, Sequence[str]], scorer) -> bool:
+    """True when ``directory`` holds a network saved for these parents, the scorer's data, seed and fit
+    settings (so it can be loaded instead of refitted)."""
+    meta_file = Path(directory) / "bn.json"
+    if not meta_file.exists():
+        return False
+    try:
+        meta = json.loads(meta_file.read_text())
+    except (OSError, ValueError):
+        return False
+    same = ({k: sorted(v) for k, v in meta.get("parents", {}).items()} == {k: sorted(v) for k, v in parents.items()})
+    return (same and (meta.get("provenance") or {}).get("data") == scorer.fingerprint
+            and meta.get("seed") == scorer.seed and meta.get("settings") == json.loads(scorer.settings.key()))
+
+
 def _values(spec: EnvSpec, name: str, states: Sequence[dict]) -> np.ndarray:
     from ..envs.base import get_path
     var = spec.variable(name)
@@ -341,4 +356,4 @@ def flag_off(errors: Mapping[str, float], yardstick: Mapping[str, float], spec: 
     return out
 
 
-__all__ = ["BayesNet", "one_step_errors", "persistence_errors", "flag_off"]
+__all__ = ["BayesNet", "one_step_errors", "persistence_errors", "flag_off", "saved_network_matches"]

@@ -168,5 +168,23 @@ def edge_precision_recall(pred, true_edges) -> tuple[float, float]:
     return precision, recall
 
 
-__all__ = ["Parents", "Edge", "bn_variables", "validate", "to_networkx", "find_cycle", "is_acyclic", "topological_order",
+def read_graphs(path) -> tuple[dict, dict]:
+    """A graphs file written by notebook 03 (``structure/graphs.json``): ``(body, provenance)``.
+
+    Accepts the file with or without its ``{"provenance", "data"}`` wrapper.  Raises FileNotFoundError
+    naming the stage to run when it is missing.
+    """
+    import json
+    from pathlib import Path
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path} does not exist: run notebook 03 (03_dag_sampling_search) first, e.g. "
+                                f"`python run_all.py --only 03`, or point at another graphs file")
+    raw = json.loads(path.read_text())
+    if isinstance(raw, dict) and set(raw) == {"provenance", "data"}:
+        return raw["data"], raw["provenance"] or {}
+    return raw, {}
+
+
+__all__ = ["read_graphs", "Parents", "Edge", "bn_variables", "validate", "to_networkx", "find_cycle", "is_acyclic", "topological_order",
            "edges", "from_edges", "n_edges", "shd", "edge_precision_recall"]

@@ -61,7 +61,8 @@ def run_source(source: Any, spec, local: LocalScores, true_edges, n_dags: int = 
                steps: int = 200, lam1: float = LAMBDA1, paper_lam2: float = LAMBDA2,
                grid: Sequence[float] = LAMBDA2_GRID, temperature: float = 0.7, random_edges: int | None = None,
                prior_kwargs: dict | None = None, scorer: Any = None, test: Sequence[dict] | None = None,
-               n_samples: int = 100, seed: int = 0, progress: bool = False) -> dict:
+               n_samples: int = 100, seed: int = 0, progress: bool = False, inits: Sequence | None = None,
+               prior: Any = None, lam2: float | None = None) -> dict:
     """Everything one knowledge source leads to (see the module doc).
 
     ``source``: an object with ``model``, ``sample_dag`` and ``structure_prior`` (an
@@ -72,32 +73,43 @@ def run_source(source: Any, spec, local: LocalScores, true_edges, n_dags: int = 
     t0 = time.perf_counter()
     nodes = local.nodes
     label = NO_KNOWLEDGE if source is None else str(source.model)
+    samples: list = []
     if source is None:
         k = random_edges if random_edges is not None else len(nodes)
-        inits = [random_dag(nodes, n_edges=max(k, 1), seed=seed * 1000 + i) for i in range(n_dags)]
-        samples, prior, table, prior_info, auc = [], None, local.with_prior(None), {}, float("nan")
+        if inits is None:
+            inits = [random_dag(nodes, n_edges=max(k, 1), seed=seed * 1000 + i) for i in range(n_dags)]
+        prior, table, prior_info, auc = None, local.with_prior(None), {}, float("nan")
     else:
-        samples = [source.sample_dag(spec, sample_index=i, temperature=temperature, nodes=nodes) for i in range(n_dags)]
-        inits = [s.parents for s in samples]
-        prior = source.structure_prior(spec, nodes=nodes, **(prior_kwargs or {}))
+        if inits is None:
+            samples = [source.sample_dag(spec, sample_index=i, temperature=temperature, nodes=nodes)
+                       for i in range(n_dags)]
+            inits = [s.parents for s in samples]
+        if prior is None:
+            prior = source.structure_prior(spec, nodes=nodes, **(prior_kwargs or {}))
         table = local.with_prior(prior, progress=progress)
         prior_info = prior.summary()
         auc = prior_auc(prior, true_edges)
-    choice = choose_lambda2(table, lam1, grid) if source is not None else {"lam2": 0.0, "table": [], "folds": 0}
+    if source is None:
+        choice = {"lam2": 0.0, "table": [], "folds": 0}
+    elif lam2 is not None:
+        choice = {"lam2": float(lam2), "table": [], "folds": 0, "fixed": True}
+    else:
+        choice = choose_lambda2(table, lam1, grid)
     scorer_t = _TableScorer(table)
     prior_t = _TablePrior(table)
     runs = []
     settings = [("no prior", 0.0, None)]
     if source is not None:
-        settings += [("lambda2 from data", choice["lam2"], prior_t), ("lambda2 = paper", paper_lam2, prior_t)]
-    for name, lam2, pr in settings:
-        g, terms = exact_optimum(table, lam1, lam2)
-        runs.append({"setting": name, "lam2": lam2, "method": "exact optimum", "search_seed": None,
+        settings += [("lambda2 from data" if lam2 is None else "lambda2 fixed", choice["lam2"], prior_t),
+                     ("lambda2 = paper", paper_lam2, prior_t)]
+    for name, lam2_s, pr in settings:
+        g, terms = exact_optimum(table, lam1, lam2_s)
+        runs.append({"setting": name, "lam2": lam2_s, "method": "exact optimum", "search_seed": None,
                      "J": terms["J"], **_shd_row(g, true_edges), "graph": g})
         for s in search_seeds:
             for i, init in enumerate(inits):
-                res = anneal(init, scorer_t, pr, steps=steps, lam1=lam1, lam2=lam2, seed=int(s) * 100 + i)
-                runs.append({"setting": name, "lam2": lam2, "method": "annealing", "search_seed": int(s), "start": i,
+                res = anneal(init, scorer_t, pr, steps=steps, lam1=lam1, lam2=lam2_s, seed=int(s) * 100 + i)
+                runs.append({"setting": name, "lam2": lam2_s, "method": "annealing", "search_seed": int(s), "start": i,
                              "J": res.best_terms["J"], **_shd_row(res.best_parents, true_edges),
                              "graph": res.best_parents})
     ann = [r for r in runs if r["method"] == "annealing"]
@@ -119,15 +131,16 @@ def run_source(source: Any, spec, local: LocalScores, true_edges, n_dags: int = 
                "prior_changes_graph": choice.get("prior_changes_graph", False),
                "init_shd": float(np.mean([shd(g, true_edges) for g in inits])),
                "shd_no_prior": mean_shd("no prior"),
-               "shd_lam2_data": mean_shd("lambda2 from data") if source is not None else mean_shd("no prior"),
+               "shd_lam2_data": (mean_shd("lambda2 from data" if lam2 is None else "lambda2 fixed")
+                                 if source is not None else mean_shd("no prior")),
                "shd_lam2_paper": mean_shd("lambda2 = paper") if source is not None else float("nan"),
                "shd_exact_no_prior": next(r["shd"] for r in runs if r["method"] == "exact optimum"
                                           and r["setting"] == "no prior"),
                "shd_exact_lam2_data": next((r["shd"] for r in runs if r["method"] == "exact optimum"
-                                            and r["setting"] == "lambda2 from data"), float("nan")),
+                                            and r["setting"] in ("lambda2 from data", "lambda2 fixed")), float("nan")),
                "unusable_prior_answers": prior_info.get("unusable_answers", 0),
                "prior_answers": prior_info.get("answers", 0)}
-    chosen = best_run("lambda2 from data" if source is not None else "no prior")
+    chosen = best_run(("lambda2 from data" if lam2 is None else "lambda2 fixed") if source is not None else "no prior")
     summary["best_graph_shd"] = float(np.mean([r["shd"] for r in chosen])) if chosen else float("nan")
     if test is not None and scorer is not None and chosen:
         summary.update(table5(spec, scorer, chosen[0]["graph"], test, n_samples, seed))
