@@ -246,10 +246,13 @@ def repair_run(spec, sandbox, fault: Fault, propose, train, val, test, k: int = 
     wrong_test = _n_wrong(spec, sandbox, fault.model, test)
     refiner = Refiner(spec, sandbox, propose, train, val, k=k, max_loops=max_loops, progress=progress)
     out = refiner.run(fault.model)
-    fix_desc = fault.fix.describe()
+    def is_fix(c: dict) -> bool:  # the same edit with the same code (a description alone is not enough)
+        return (c.get("op") == fault.fix.op and c.get("source") == fault.fix.function.source
+                and (fault.fix.op == "add" or c.get("target") == fault.fix.target))
+
     accepted = [lp.accepted for lp in out.loops if lp.accepted]
-    fix_acc = sum(a["refinement"] == fix_desc for a in accepted)
-    offered = sum(any(c.get("refinement") == fix_desc for c in lp.candidates) for lp in out.loops)
+    fix_acc = sum(is_fix(a) for a in accepted)
+    offered = sum(any(is_fix(c) for c in lp.candidates) for lp in out.loops)
     worsened = sum(1 for a, b in zip(out.curve, out.curve[1:]) if b["version"] != a["version"]
                    and b["correct"] < a["correct"] - 1e-12)
     left = sum(_n_wrong(spec, sandbox, out.model, trs) for trs in (train, val, test))

@@ -394,7 +394,8 @@ class Refiner:
                 prop = Proposal(notes=[f"proposal failed: {type(e).__name__}: {e}"])
             scored, best = [], None
             for j, ref in enumerate(prop.candidates):
-                entry = {"index": j, "refinement": ref.describe(), "op": ref.op, "note": ref.note}
+                entry = {"index": j, "refinement": ref.describe(), "op": ref.op, "note": ref.note,
+                         "target": ref.target, "source": ref.function.source if ref.function is not None else None}
                 if self.probes is not None and ref.function is not None:
                     from .admit import check_function
                     why = check_function(self.sandbox, ref.function, self.probes, model.env_name)
@@ -426,7 +427,8 @@ class Refiner:
                 model = cand_model
                 scored[j]["status"] = "accepted"
                 accepted = {"index": j, "refinement": scored[j]["refinement"], "kind": sc["kind"],
-                            "vs": sc["vs"], "rs": sc["rs"]}
+                            "vs": sc["vs"], "rs": sc["rs"], "op": scored[j]["op"], "target": scored[j]["target"],
+                            "source": scored[j]["source"]}
                 if self.store is not None:
                     self.store.save(model, {"source": "refinement", "loop": len(loops) + 1,
                                             "refinement": scored[j]["refinement"], "vs": sc["vs"],
