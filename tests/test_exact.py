@@ -10,7 +10,7 @@ import pytest
 
 from cassandra_wm.structure.dag import is_acyclic, shd
 from cassandra_wm.structure.exact import (LocalScores, best_dag, choose_lambda2, exact_optimum, folds,
-                                          graph_terms, local_scores)
+                                          graph_terms, local_scores, pick_lambda2)
 from cassandra_wm.structure.expert import ExpertPrior, SimulatedExpert
 from cassandra_wm.structure.objective import objective_terms
 from cassandra_wm.structure.prior import candidate_parent_sets, prior_auc, rank_auc
@@ -138,26 +138,41 @@ class TablePrior:
         return self.fn(v, ps)
 
 
-def test_lambda2_lets_the_prior_decide_what_the_data_cannot_and_nothing_else():
+def test_pick_lambda2_needs_evidence_then_takes_the_largest_within_one_se():
+    rows = lambda scores: [{"lam2": l, "fold_scores": f} for l, f in scores]
+    # the prior helps on every fold by about 1.0 (+-0.1): clear evidence; 10 and 30 tie with the best
+    t = rows([(0.0, [-5, -5, -5, -5, -5]), (1.0, [-4.5, -4.6, -4.4, -4.5, -4.5]),
+              (10.0, [-4.0, -4.1, -3.9, -4.0, -4.0]), (30.0, [-4.0, -4.1, -3.95, -4.0, -4.0]),
+              (100.0, [-6, -6, -6, -6, -6])])
+    lam2, why = pick_lambda2(t)
+    assert lam2 == 30.0 and "standard errors" in why
+    assert [r["within_1se"] for r in t] == [False, False, True, True, False]
+    # a gain that is noise (mean 0.1, fold differences spread +-1): no weight at all
+    t = rows([(0.0, [-5, -5, -5, -5, -5]), (10.0, [-4, -6, -4.5, -5.5, -4.5])])
+    lam2, why = pick_lambda2(t)
+    assert lam2 == 0.0 and "does not beat" in why
+
+
+def test_choose_lambda2_keeps_noise_and_contradictions_out():
     loc = pair_rows(500, 300, 0)
     truth = [("x", "y")]
-    good = ExpertPrior(list("xyz"), truth, error=0.0)
-    choice = choose_lambda2(loc.with_prior(good), lam1=1.0, grid=[0, 1, 10, 100])
-    g, _ = exact_optimum(loc.with_prior(good), 1.0, choice["lam2"])
-    assert shd(g, truth) == 0  # the orientation comes from the prior (or already from the data)
-    assert choice["folds"] == 5 and [r["lam2"] for r in choice["table"]] == [0, 1, 10, 100]
-    assert all(r["within_1se"] for r in choice["table"] if r["lam2"] == choice["lam2"])
-    # a prior that denies the strong x - y dependence costs held-out fit: it is not allowed to decide
+    # a prior that denies the strong x - y dependence costs held-out fit: no weight
     deny = TablePrior(lambda v, ps: -5.0 * len(ps))
-    c2 = choose_lambda2(loc.with_prior(deny), lam1=1.0, grid=[0, 1, 10, 100])
-    assert c2["lam2"] < 1 and not c2["table"][-1]["within_1se"]
-    assert exact_optimum(loc.with_prior(deny), 1.0, c2["lam2"])[0] in ({"x": [], "y": ["x"], "z": []},
-                                                                       {"x": ["y"], "y": [], "z": []})
-    # a coin-flip expert is flat: lambda2 changes nothing and is reported as 0
+    c = choose_lambda2(loc.with_prior(deny), lam1=1.0, grid=[0, 1, 10, 100])
+    assert c["lam2"] == 0 and not c["table"][-1]["within_1se"] and c["folds"] == 5
+    assert [r["lam2"] for r in c["table"]] == [0, 1, 10, 100]
+    g, _ = exact_optimum(loc.with_prior(deny), 1.0, c["lam2"])
+    assert shd(g, truth) in (0, 1) and sum(map(len, g.values())) == 1  # the data keeps its edge
+    # a coin-flip expert is flat: nothing to choose
     flip = ExpertPrior(list("xyz"), truth, error=0.5)
     assert all(abs(flip.node_log_prior(v, s)) < 1e-9 for v in "xyz" for s in candidate_parent_sets(list("xyz"), v))
     c3 = choose_lambda2(loc.with_prior(flip), lam1=1.0, grid=[0, 1, 10])
     assert c3["lam2"] == 0 and not c3["prior_changes_graph"]
+    # the orientation is not in the data: a correct expert changes it at no held-out cost, but gets no
+    # weight either, since held-out fit cannot show that it helps
+    good = ExpertPrior(list("xyz"), truth, error=0.0)
+    c4 = choose_lambda2(loc.with_prior(good), lam1=1.0, grid=[0, 1, 10])
+    assert c4["lam2"] == 0 and abs(c4["table"][-1]["gap"]) < 0.05
 
 
 def test_expert_samples_and_prior_follow_the_error_rate():
@@ -206,3 +221,19 @@ def test_local_scores_with_the_real_scorer(tmp_path):
     assert np.allclose(again.node_rows("money", ["customers"]), scorer.node_rows("money", ["customers"]),
                        equal_nan=True)
     assert again.misses == 0
+
+
+def test_run_source_compares_settings_for_an_expert_and_for_no_knowledge():
+    from cassandra_wm.envs.base import EnvSpec, VariableSpec
+    from cassandra_wm.structure.sweep import SETTINGS, run_source
+    spec = EnvSpec("toy", "", tuple(VariableSpec(v, f"/{v}", v, "stochastic") for v in NODES), ())
+    loc = local_from_rows(linear_rows(60, 200, 3), 200)
+    good = run_source(SimulatedExpert(TRUE_EDGES, 0.0), spec, loc, TRUE_EDGES, n_dags=2, search_seeds=[0, 1],
+                      steps=60, lam1=1.0, lam2=10.0)
+    s = good["summary"]
+    assert s["prior_auc"] == 1.0 and s["evaluation_control"] and s["init_shd"] == 0
+    assert s["shd calibrated prior, paper's lambda2"] == 0 and s["exact shd paper's prior"] == 0
+    assert {r["setting"] for r in good["runs"]} == set(SETTINGS)
+    assert len([r for r in good["runs"] if r["method"] == "annealing"]) == 4 * 2 * 2
+    none = run_source(None, spec, loc, TRUE_EDGES, n_dags=2, search_seeds=[0], steps=20, lam1=1.0)
+    assert {r["setting"] for r in none["runs"]} == {"no prior"} and math.isnan(none["summary"]["prior_auc"])

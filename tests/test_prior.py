@@ -229,3 +229,25 @@ def test_edge_frequency_prior():
     assert p.log_prior({"a": [], "b": ["a"]}) == pytest.approx(math.log(f_ab) + math.log(1 - f_ba))
     with pytest.raises(ValueError):
         EdgeFrequencyPrior([])
+
+
+def test_reliability_keeps_what_survives_the_order_swap():
+    import random as _random
+
+    def knows(node, ps):  # a consistent preference, the same in both orders
+        return -0.8 * len(ps)
+    consistent = _prior(ScriptedChat(responder=biased_responder(knows, 1.0), model="m"))
+    r = consistent.reliability("money")
+    assert r["n"] == 8 and r["r"] == pytest.approx(1.0) and r["weight"] == pytest.approx(1.0)
+    assert consistent.node_log_prior("money", []) > 0 > consistent.node_log_prior("money", ["customers", "cleanliness"])
+    rng = _random.Random(0)
+
+    def noise(messages, **kw):  # each order answers at random: nothing survives the swap
+        x = rng.gauss(0, 1)
+        return reply_with(['{"answer": ', "true", "}"], [("true", log_sigmoid(x)), ("false", log_sigmoid(-x))], 1)
+    noisy = _prior(ScriptedChat(responder=noise, model="m"))
+    assert noisy.reliability("money")["weight"] == 0.0
+    assert all(noisy.node_log_prior("money", list(s)) == 0.0 for s in candidate_parent_sets(NODES, "money"))
+    assert "money" in noisy.summary()["reliability"]
+    one_order = _prior(ScriptedChat(responder=noise, model="m"), orders=("true_first",))
+    assert not one_order.weigh  # nothing to compare with one order: the paper's single question

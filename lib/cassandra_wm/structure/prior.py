@@ -22,8 +22,16 @@ What one term is
   term is ``log p(yes | v, S) - mean over S' of log p(yes | v, S')``.  This subtracts a constant per
   node, so it never changes which graph J prefers; it makes the prior term readable (0 = an
   average parent set for that node, positive = the source likes it better) and comparable across
-  sources.  What decides how much the prior may move the search is lambda2, chosen from held-out
-  data by :func:`~.exact.choose_lambda2`.
+  sources.  How much the prior may move the search is set by the reliability weight below and lambda2.
+* **Reliability weight.**  What changes when only the order of the options changes is format, not
+  knowledge.  Over a node's candidate parent sets, the correlation r between the log-odds of the two
+  orders (two parallel forms of the same question) measures how much of the answers is consistent;
+  the averaged answer's reliability is 2r / (1 + r) (Spearman-Brown).  Each node's centred term is
+  multiplied by that reliability when r is positive beyond chance (one-sided Fisher test at 5%), and
+  by 0 otherwise, so a node whose answers only follow the format carries no prior at all
+  (:meth:`StructurePrior.reliability`).  SmolLM2-135M's answers are consistent for one node of the
+  coffee shop (milk, r = 0.44) and for none of the others.  Consistency is not correctness: a
+  confidently wrong source keeps its weight (notebook 07 shows what that costs).
 * **Unusable answers carry no information.**  An answer without usable log-probabilities (no
   logprobs, no ``answer`` field, neither true nor false among the alternatives, a failed call) is
   never scored as knowledge: the question gets the neutral value (log-odds 0; centred term 0) and
@@ -33,8 +41,10 @@ What one term is
 * Each raw log p(yes) is floored at :data:`MIN_LOGP`; log-odds are clipped to +-:data:`MAX_LOGIT`.
 
 The paper's prior is ``orders=("true_first",), centre=False`` with lambda2 = 100
-(:data:`~cassandra_wm.paper.LAMBDA2`); the bundle's default is both orders, centred, lambda2
-from data.
+(:data:`~cassandra_wm.paper.LAMBDA2`); the bundle's default ("calibrated") is both orders, centred and
+reliability-weighted, at the same lambda2 = 100: the weight each node's prior gets is chosen from the
+source's own answers.  Held-out fit can choose lambda2 too (:func:`~.exact.choose_lambda2`); notebook 03
+reports what it picks, and why it is not the default.
 
 Answers are cached per (node, parent set, order) in memory and, for :class:`LLMPrior`, in a JSON
 file (``cache_path``), keyed also by the model, the prompt version and a hash of the prompt inputs
@@ -70,6 +80,7 @@ NEUTRAL_P = 0.5  # an unusable answer: no information either way
 MIN_LOGP = -30.0  # floor on each raw log p(yes)
 MAX_LOGIT = 30.0  # log-odds are clipped to +-MAX_LOGIT
 MAX_CANDIDATES = 64  # candidate parent sets per node used for centring (all of them up to this many)
+RELIABILITY_Z = 1.645  # one-sided 5% Fisher test that the two answer orders agree beyond chance
 TOP_LOGPROBS = 20
 SAVE_EVERY = 16  # new answers between two writes of the cache file
 
@@ -226,7 +237,7 @@ class StructurePrior:
     label = "unknown knowledge source"
 
     def __init__(self, nodes: Sequence[str], orders: Sequence[str] = ORDERS, centre: bool = True,
-                 max_candidates: int = MAX_CANDIDATES, seed: int = 0):
+                 max_candidates: int = MAX_CANDIDATES, seed: int = 0, weigh: bool = True):
         self.nodes = list(nodes)
         if not self.nodes:
             raise ValueError("a structure prior needs at least one node")
@@ -236,11 +247,13 @@ class StructurePrior:
         if not self.orders or any(o not in ORDERS for o in self.orders) or len(set(self.orders)) != len(self.orders):
             raise ValueError(f"orders must be a non-empty selection of {ORDERS}, got {orders!r}")
         self.centre = bool(centre)
+        self.weigh = bool(weigh) and len(self.orders) == 2
         self.max_candidates = int(max_candidates)
         self.seed = int(seed)
         self.calls = self.hits = 0
         self.answers: dict[str, dict] = {}  # node|parents|order -> one answer
         self._offsets: dict[str, float] = {}
+        self._reliability: dict[str, dict] = {}
         self._lock = threading.RLock()
 
     @property
@@ -250,7 +263,7 @@ class StructurePrior:
     @property
     def settings(self) -> dict:
         """How the terms are built (recorded next to every result that used this prior)."""
-        return {"source": self.label, "orders": list(self.orders), "centre": self.centre,
+        return {"source": self.label, "orders": list(self.orders), "centre": self.centre, "weigh": self.weigh,
                 "max_candidates": self.max_candidates}
 
     # -- one answer ------------------------------------------------------------
@@ -317,13 +330,45 @@ class StructurePrior:
                 self._offsets[node] = sum(lps) / len(lps) if lps else 0.0
             return self._offsets[node]
 
+    def reliability(self, node: str) -> dict:
+        """How much of the node's answers survives swapping the answer order.
+
+        Over the node's candidate parent sets with usable answers, ``r`` is the correlation between
+        the log-odds asked with ``true`` first and with ``false`` first (two parallel forms of the same
+        question).  The averaged answer's reliability is ``2r / (1 + r)`` (Spearman-Brown); ``weight``
+        is that reliability when r is positive beyond chance (one-sided Fisher test at 5%), else 0.
+        Answers that do not vary (a flat prior) get weight 0; answers identical in both orders, 1.
+        """
+        with self._lock:
+            if node in self._reliability:
+                return self._reliability[node]
+            a, b = [], []
+            for s in self.candidate_sets(node):
+                rec = self.node_record(node, s)
+                if rec["usable"] and len(self.orders) == 2:
+                    a.append(rec["answers"][self.orders[0]]["logit"])
+                    b.append(rec["answers"][self.orders[1]]["logit"])
+            out = {"node": node, "n": len(a), "r": float("nan"), "z": float("nan"), "weight": 0.0}
+            if len(a) >= 4:
+                ma, mb = sum(a) / len(a), sum(b) / len(b)
+                va = sum((x - ma) ** 2 for x in a)
+                vb = sum((y - mb) ** 2 for y in b)
+                if va > 1e-18 and vb > 1e-18:
+                    r = sum((x - ma) * (y - mb) for x, y in zip(a, b)) / math.sqrt(va * vb)
+                    r = max(-1.0, min(1.0, r))
+                    z = math.atanh(min(r, 1 - 1e-12)) * math.sqrt(len(a) - 3)
+                    out.update(r=r, z=z, weight=(2 * r / (1 + r)) if z > RELIABILITY_Z else 0.0)
+            self._reliability[node] = out
+            return out
+
     def node_log_prior(self, node: str, parents: Sequence[str]) -> float:
-        """The node's term: centred log p(yes) (0 for an unusable answer), or the raw one with
-        ``centre=False``."""
+        """The node's term: centred log p(yes) (0 for an unusable answer) times the node's reliability
+        weight (with both orders), or the raw log p(yes) with ``centre=False``."""
         rec = self.node_record(node, parents)
         if not self.centre:
             return rec["logp"]
-        return rec["logp"] - self.offset(node) if rec["usable"] else 0.0
+        term = rec["logp"] - self.offset(node) if rec["usable"] else 0.0
+        return term * self.reliability(node)["weight"] if self.weigh else term
 
     def node_terms(self, parents: Mapping[str, Sequence[str]]) -> dict[str, float]:
         """Per-node terms of a graph."""
@@ -339,7 +384,7 @@ class StructurePrior:
     def is_cached(self, node: str, parents: Sequence[str]) -> bool:
         ps = sorted(set(parents))
         return all(_key(node, ps, o) in self.answers for o in self.orders) and (
-            not self.centre or node in self._offsets)
+            not self.centre or node in self._offsets) and (not self.weigh or node in self._reliability)
 
     def prefetch(self, nodes: Sequence[str] | None = None, progress: bool = True) -> None:
         """Judge every candidate parent set of ``nodes`` (default: all) in every order."""
@@ -350,6 +395,8 @@ class StructurePrior:
             self.node_record(v, s)
         for v in nodes:
             self.offset(v)
+            if self.weigh:
+                self.reliability(v)
         self.flush()
 
     def flush(self) -> None:
@@ -401,7 +448,8 @@ class StructurePrior:
                 "questions": len(questions), "answers": len(answers), "calls": self.calls, "hits": self.hits,
                 "usable_answers": sum(a.get("logit") is not None for a in answers),
                 "unusable_answers": sum(a.get("logit") is None for a in answers),
-                "unusable_questions": unusable_q, "unusable_reasons": why}
+                "unusable_questions": unusable_q, "unusable_reasons": why,
+                "reliability": {v: round(r["weight"], 3) for v, r in self._reliability.items()}}
 
 
 class LLMPrior(StructurePrior):
