@@ -310,3 +310,17 @@ def test_level_targets_also_work(data):
     assert np.corrcoef(s["a"], s["b"])[0, 1] > 0.9
     with pytest.raises(ValueError, match="unknown fit settings"):
         BayesNet(toy_spec(), TRUE, hiddn=3)
+
+
+def test_fits_carry_a_no_input_baseline_and_a_suspect_flag(data):
+    from cassandra_wm.structure.conditionals import baseline_loss, fit_conditional, quantile_levels
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(400, 3)).astype(np.float32)
+    y = (x[:, 0] * 2 + 0.1 * rng.normal(size=400)).astype(np.float32)
+    m = fit_conditional("y", "numeric", x[:300], y[:300], x[300:], y[300:], seed=0)
+    assert m.info["val_loss"] < m.info["baseline_val_loss"] and not m.info["suspect"]
+    levels = torch.as_tensor(quantile_levels(19), dtype=torch.float32)
+    assert baseline_loss("numeric", y[:300], y[300:], levels) == pytest.approx(m.info["baseline_val_loss"])
+    yc = rng.integers(0, 3, size=400)
+    base = baseline_loss("categorical", yc[:300], yc[300:], n_classes=3)
+    assert base == pytest.approx(np.log(3), abs=0.1)
