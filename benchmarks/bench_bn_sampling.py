@@ -6,9 +6,9 @@ default), fits a 6-node network on a chain graph over the stochastic variables
 depends on it), then times 1,024 one-step samples
 
 * through the fast path ``sample_array`` (exogenous block encoded once), and
-* through the dict path ``sample`` (encoding 1,024 state/action dicts each call),
+* through the dict path ``sample`` (encoding 1,024 state/action dicts each call).
 
-plus building 1,024 full next states with ``apply_samples``.  Target: the fast
+Target: the fast
 path under 20 ms per call.  Run:  .venv/bin/python benchmarks/bench_bn_sampling.py
 """
 from __future__ import annotations
@@ -77,8 +77,6 @@ def main() -> None:
     fast = timed(lambda: bn.sample_array(x, gen), args.repeats)
     slow = timed(lambda: bn.sample(prev, acts, nxt, rng=gen), max(5, args.repeats // 5))
     enc = timed(lambda: bn.encoder.encode_exogenous(prev, acts, nxt), max(5, args.repeats // 5))
-    vals = bn.sample(prev, acts, nxt, rng=1)
-    build = timed(lambda: bn.apply_samples(nxt, vals), 5)
 
     print(f"coffee shop: {len(train)} train / {len(val)} val transitions, {len(nodes)} nodes, "
           f"{args.threads} torch thread(s); load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores "
@@ -90,7 +88,6 @@ def main() -> None:
           f"(min {min(fast):.2f}) per call  [target < 20 ms]")
     print(f"sample {args.batch} rows, dict path (sample):       median {statistics.median(slow):.2f} ms "
           f"(of which encoding {statistics.median(enc):.2f} ms)")
-    print(f"apply_samples -> {args.batch} full next states:   median {statistics.median(build):.2f} ms")
     print(f"clipped values in the last call: {bn.last_clip_counts}")
 
 

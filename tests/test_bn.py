@@ -7,9 +7,9 @@ import pytest
 import torch
 
 from cassandra_wm.envs.base import ActionSpec, ArgSpec, EnvSpec, VariableSpec
-from cassandra_wm.structure.bn import BayesNet, apply_sample
+from cassandra_wm.structure.bn import BayesNet, flag_off, one_step_errors, persistence_errors
 from cassandra_wm.structure.conditionals import QuantileNet, interpolate_quantiles, quantile_levels
-from cassandra_wm.structure.encoding import Encoder
+from cassandra_wm.structure.encoding import Z_CLIP, Encoder, spread
 from cassandra_wm.structure.score import DataScorer
 
 torch.set_num_threads(1)
@@ -234,7 +234,7 @@ def test_bounds_clipping_is_counted():
     assert bn.last_clip_counts["c"] == 0
 
 
-def test_save_load_roundtrip_and_apply_sample(data, tmp_path):
+def test_save_load_roundtrip(data, tmp_path):
     train, val = data
     spec = toy_spec(a_integer=True)
     bn = BayesNet(spec, TRUE, seed=3, **FAST)
@@ -248,18 +248,41 @@ def test_save_load_roundtrip_and_apply_sample(data, tmp_path):
     s1, s2 = bn.sample(*args, rng=11), back.sample(*args, rng=11)
     for v in bn.nodes:
         assert np.array_equal(s1[v], s2[v])
-    det_only = {"price": 4.0, "shop": {"a": None, "b": None}, "c": None, "mood": None}
-    full = bn.apply_sample(det_only, s1, i=0)
-    assert isinstance(full["shop"]["a"], int) and full["shop"]["a"] == int(s1["a"][0])
-    assert full["shop"]["b"] == pytest.approx(float(s1["b"][0])) and full["mood"] in ("low", "high")
-    assert det_only["shop"]["a"] is None  # the input is not modified
-    states = bn.apply_samples(args[2], s1)
-    json.dumps(states)  # full states stay JSON-serialisable
-    assert states[3]["shop"]["b"] == pytest.approx(float(s1["b"][3])) and states[3]["mood"] == s1["mood"][3]
-    assert states[3]["price"] == args[2][3]["price"]
-    assert apply_sample(spec, det_only, {"c": np.float32(1.5)})["c"] == 1.5
     with pytest.raises(FileNotFoundError):
         BayesNet.load(tmp_path / "missing", spec)
+
+
+def test_one_step_errors_beat_no_model_and_flag_broken_fits(data):
+    train, val = data
+    spec = toy_spec()
+    bn = BayesNet(spec, TRUE, **FAST)
+    bn.fit(train, val)
+    err = one_step_errors(bn, val[:200], n_samples=50, rng=0)
+    base = persistence_errors(spec, bn.nodes, val[:200])
+    assert set(err) == set(bn.nodes) and 0 <= err["mood"] <= 1
+    assert err["b"] < base["b"] and err["a"] < base["a"]
+    assert flag_off(err, base, spec) == {}
+    assert flag_off({"a": 1e6, "mood": 0.2}, base, spec, factor=10) == {"a": pytest.approx(1e6 / base["a"])}
+
+
+def test_unseen_argument_values_stay_bounded():
+    """An argument seen with one value in training used to be scaled by 1e-6 (issue 12)."""
+    spec = toy_spec()
+    train = toy_data(300, 0)
+    for r in train:  # training only ever sets the price to 5
+        if r["action"]["name"] == "set_price":
+            r["action"] = {"name": "set_price", "args": {"p": 5.0}}
+    enc = Encoder(spec).fit(train)
+    m, sd = enc.arg_stats["set_price.p"]
+    assert m == 5.0 and sd == pytest.approx(10 / np.sqrt(12))  # the declared range's spread
+    st = train[0]["state"]
+    x = enc.encode_exogenous([st, st], [{"name": "set_price", "args": {"p": 9.0}},
+                                        {"name": "set_price", "args": {"p": 1e9}}], [st, st])
+    col = enc.feature_names.index("arg.set_price.p")
+    assert x[0, col] == pytest.approx((9.0 - 5.0) / sd, rel=1e-5)
+    assert x[1, col] == Z_CLIP and enc.clipped_inputs == 1
+    assert np.abs(x).max() <= max(Z_CLIP, np.abs(x[:, enc.prev_column("a")]).max())
+    assert spread(np.array([3.0, 3.0])) == (3.0, 3.0) and spread(np.array([]), 0, 12) == (0.0, pytest.approx(12 / np.sqrt(12)))
 
 
 def test_fast_path_matches_dict_path(data):
@@ -287,3 +310,17 @@ def test_level_targets_also_work(data):
     assert np.corrcoef(s["a"], s["b"])[0, 1] > 0.9
     with pytest.raises(ValueError, match="unknown fit settings"):
         BayesNet(toy_spec(), TRUE, hiddn=3)
+
+
+def test_fits_carry_a_no_input_baseline_and_a_suspect_flag(data):
+    from cassandra_wm.structure.conditionals import baseline_loss, fit_conditional, quantile_levels
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(400, 3)).astype(np.float32)
+    y = (x[:, 0] * 2 + 0.1 * rng.normal(size=400)).astype(np.float32)
+    m = fit_conditional("y", "numeric", x[:300], y[:300], x[300:], y[300:], seed=0)
+    assert m.info["val_loss"] < m.info["baseline_val_loss"] and not m.info["suspect"]
+    levels = torch.as_tensor(quantile_levels(19), dtype=torch.float32)
+    assert baseline_loss("numeric", y[:300], y[300:], levels) == pytest.approx(m.info["baseline_val_loss"])
+    yc = rng.integers(0, 3, size=400)
+    base = baseline_loss("categorical", yc[:300], yc[300:], n_classes=3)
+    assert base == pytest.approx(np.log(3), abs=0.1)

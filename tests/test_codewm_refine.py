@@ -6,7 +6,7 @@ import pytest
 
 from cassandra_wm.codewm.errors import (E_EXEC, E_OD, E_PF, E_PS, Transition, culprit_functions, error_type,
                                         values_equal)
-from cassandra_wm.codewm.evaluate import evaluate
+from cassandra_wm.codewm.evaluate import evaluate_code_model
 from cassandra_wm.codewm.llm_code import propose_refinements
 from cassandra_wm.codewm.model import CodeModel, CodeStore, make_function
 from cassandra_wm.codewm.refine import (Refiner, ScoreOptions, item_score, odrs, pers, prepare,
@@ -214,11 +214,11 @@ def test_planted_bugs_are_repaired(sandbox, tmp_path):
     model0 = buggy_phi()
     store = CodeStore(tmp_path / "codewm")
     store.save(model0, {"source": "hand-written with planted bugs"})
-    before = evaluate(SPEC, sandbox, model0, test)["summary"]
+    before = evaluate_code_model(SPEC, sandbox, model0, test)["summary"]
     refiner = Refiner(SPEC, sandbox, lambda **kw: know.refine_code(SPEC, **kw), train, val, k=3,
                       store=store, progress=False)
     out = refiner.run(model0)
-    after = evaluate(SPEC, sandbox, out.model, test)["summary"]
+    after = evaluate_code_model(SPEC, sandbox, out.model, test)["summary"]
     assert before["all_correct"] < 0.9
     assert after["all_correct"] == 1.0 and after["sigma_acc"] == 1.0 and after["num_rmse_D"] == 0.0
     accepted = [l.accepted["refinement"] for l in out.loops if l.accepted]

@@ -9,7 +9,7 @@ import pytest
 
 from cassandra_wm.structure.ablations import independent_graph, random_chain, random_dag
 from cassandra_wm.structure.dag import edges, is_acyclic, n_edges, shd
-from cassandra_wm.structure.search import (anneal, apply_move, evaluate, legal_moves, random_move, search)
+from cassandra_wm.structure.search import (anneal, apply_move, legal_moves, random_move, score_graph, search)
 
 
 # -- cheap scorers for tests (no torch) --------------------------------------------
@@ -185,13 +185,19 @@ def test_search_validates_inputs():
         search([{"a": [], "b": []}, {"a": ["b"], "b": ["a"]}], PlantedScorer({}), steps=1)
 
 
-def test_evaluate_prefers_the_scorers_objective():
-    class WithObjective(PlantedScorer):
-        def objective(self, parents, log_prior, lam1=10, lam2=100):
-            return {"J": 42.0, "data": 1.0, "sparsity": 2.0, "prior": 39.0}
+def test_score_graph_uses_the_one_objective():
+    from cassandra_wm.structure.objective import objective_terms
 
-    t = evaluate({"a": []}, WithObjective({}), None)
-    assert t["J"] == 42.0 and t["n_edges"] == 0
+    target = {"a": [], "b": ["a"], "c": []}
+    g = {"a": [], "b": [], "c": ["a", "b"]}
+    t = score_graph(g, PlantedScorer(target), lambda gr: -0.5, lam1=4.0, lam2=2.0)
+    assert t == objective_terms(-shd(g, target), 2, 3, -0.5, 4.0, 2.0)
+    assert t["J"] == pytest.approx(-3 - 4.0 * 2 / 9 - 1.0)
+    assert score_graph(g, PlantedScorer(target), None, lam1=0, lam2=100)["prior"] == 0.0
+    with pytest.raises(ValueError, match="finite"):
+        score_graph(g, PlantedScorer(target), lambda gr: float("nan"))
+    with pytest.raises(ValueError):
+        objective_terms(0.0, 1, 0, 0.0)
 
 
 @pytest.mark.parametrize("start_method", ["fork", "spawn"])

@@ -36,6 +36,7 @@ import numpy as np
 
 from .paper import LAMBDA1, LAMBDA2
 from .structure.dag import edges, find_cycle, n_edges, validate
+from .structure.objective import objective_terms
 
 Parents = dict[str, list[str]]
 
@@ -127,12 +128,8 @@ class DagExplorerModel:
 
         ``rows`` is :meth:`node_table` when the caller already has it."""
         rows = self.node_table() if rows is None else rows
-        data = float(sum(r["data"] for r in rows))
-        lp = float(sum(r["log_prior"] for r in rows))
-        sparsity = -self.lam1 * n_edges(self.parents) / len(self.nodes) ** 2
-        prior = self.lam2 * lp
-        out = {"J": data + sparsity + prior, "data": data, "sparsity": sparsity, "prior": prior,
-               "log_prior": lp, "n_edges": n_edges(self.parents)}
+        out = objective_terms(sum(r["data"] for r in rows), n_edges(self.parents), len(self.nodes),
+                              sum(r["log_prior"] for r in rows), self.lam1, self.lam2)
         if self.true_edges is not None:
             from .structure.dag import edge_precision_recall, shd
             p, r = edge_precision_recall(self.parents, self.true_edges)

@@ -19,8 +19,8 @@ from .model import CodeModel
 from .sandbox import ExecResult, Sandbox
 
 
-def evaluate(spec: EnvSpec, sandbox: Sandbox, model: CodeModel, transitions: Sequence[Transition],
-             label: str = "") -> dict:
+def evaluate_code_model(spec: EnvSpec, sandbox: Sandbox, model: CodeModel, transitions: Sequence[Transition],
+                        label: str = "") -> dict:
     """Predict every transition with ``model`` and compute the table-3/4 numbers.
 
     Returns ``{"summary": {...}, "per_variable": [...], "results": [ExecResult, ...]}``.  The
@@ -29,7 +29,7 @@ def evaluate(spec: EnvSpec, sandbox: Sandbox, model: CodeModel, transitions: Seq
     """
     trs = list(transitions)
     if not trs:
-        raise ValueError("evaluate: no transitions to evaluate on")
+        raise ValueError("evaluate_code_model: no transitions to evaluate on")
     sandbox.start()  # start-up time is not prediction time
     t0 = time.perf_counter()
     res = sandbox.evaluate(model, [(t.state, t.action) for t in trs])
@@ -82,8 +82,11 @@ class SandboxedCodeModel:
         self.sandbox.close()
 
 
+evaluate = evaluate_code_model  # the old name, for callers not yet renamed
+
+
 def _err(r: ExecResult) -> str | None:
     return "; ".join(f"{fid}: {msg}" for fid, msg in r.errors) if r.errors else None
 
 
-__all__ = ["evaluate", "SandboxedCodeModel"]
+__all__ = ["evaluate_code_model", "SandboxedCodeModel"]

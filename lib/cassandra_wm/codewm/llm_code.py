@@ -438,11 +438,30 @@ def _usage(reply: Reply | None, seconds: float) -> dict:
             "seconds": float(u.get("seconds") if u.get("seconds") is not None else seconds)}
 
 
+NO_REPEAT_PENALTY = 1.0  # repetition penalty for code calls: 1.0 = none
+
+
+def _sampling_kwargs(chat: ChatClient) -> dict:
+    """Code calls ask for no repetition penalty where the chat client can pass one.
+
+    llama.cpp's server applies ``repeat_penalty`` 1.1 by default, even at temperature 0, and code
+    repeats tokens by nature (indentation, names, brackets): the penalty makes syntax errors more
+    frequent.  The chat interface takes ``repeat_penalty`` once the LLM layer supports it (the backend
+    maps it to its own request field and the cache key includes it); until then nothing is passed.
+    """
+    import inspect
+    try:
+        params = inspect.signature(chat.chat).parameters
+    except (TypeError, ValueError):
+        return {}
+    return {"repeat_penalty": NO_REPEAT_PENALTY} if "repeat_penalty" in params else {}
+
+
 def _chat(chat: ChatClient, messages, schema, max_tokens, temperature, seed, stage, sample_index=0):
     t0 = time.perf_counter()
     try:
         reply = chat.chat(messages, schema=schema, temperature=temperature, seed=seed, max_tokens=max_tokens,
-                          sample_index=sample_index, stage=stage)
+                          sample_index=sample_index, stage=stage, **_sampling_kwargs(chat))
         return reply, None, time.perf_counter() - t0
     except Exception as e:  # a failed call is logged and costs this part of phi only
         return None, f"chat call failed: {type(e).__name__}: {e}", time.perf_counter() - t0

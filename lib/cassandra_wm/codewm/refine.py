@@ -15,6 +15,10 @@ A candidate's validation score VS is its mean score over the validation transiti
 candidates with VS > 0 are eligible, and among those the best score on the current transition
 wins (ties go to the higher VS).
 
+:meth:`Refiner.prune` (the removal gate, our addition) runs the same gate on "remove this
+function" for every function of phi before refinement starts, so code that runs but predicts
+worse than no code is dropped even when the LLM never proposes removing it.
+
 Two deliberate readings of the paper's pseudocode (both switchable in :class:`ScoreOptions`):
 
 * ``strict``: a numeric prediction scores +1 when it is *closer* to the truth than the previous
@@ -277,12 +281,15 @@ class Refiner:
     max_loops: cap on refinement loops (LLM calls); None for no cap.
     passes: passes over the training transitions (the paper makes one).
     store: where accepted versions are written (each as its own folder).
+    probes: spec-built (state, action) items (:func:`~cassandra_wm.codewm.admit.probe_items`); when given,
+        a candidate's new function must run on them without error before it is scored (the
+        admission check of initial code, applied to refinements too).
     """
 
     def __init__(self, spec: EnvSpec, sandbox: Sandbox, propose: Proposer, train: Sequence[Transition],
                  val: Sequence[Transition], k: int = 3, max_loops: int | None = None, passes: int = 1,
                  store: CodeStore | None = None, opts: ScoreOptions = ScoreOptions(), progress: bool = True,
-                 on_loop: Callable[[LoopRecord], None] | None = None):
+                 on_loop: Callable[[LoopRecord], None] | None = None, probes: Sequence[tuple] | None = None):
         if k < 1:
             raise ValueError(f"k must be >= 1, got {k}")
         if passes < 1:
@@ -294,25 +301,60 @@ class Refiner:
         self.val_items = prepare(spec, self.val)
         self.k, self.max_loops, self.passes = k, max_loops, passes
         self.store, self.opts, self.progress, self.on_loop = store, opts, progress, on_loop
+        self.probes = list(probes) if probes is not None else None
 
     def _eval(self, model: CodeModel, trs: Sequence[Transition]) -> list[ExecResult]:
         return self.sandbox.evaluate(model, [(t.state, t.action) for t in trs])
 
-    def score_candidate(self, model: CodeModel, cand_model: CodeModel, ref: Refinement,
-                        base_val: list[ExecResult], cur: Scored, base_cur: ExecResult) -> dict:
-        """VS over V (only transitions the edit can affect are rerun) and RS on the current transition."""
+    def validation_score(self, model: CodeModel, cand_model: CodeModel, ref: Refinement,
+                         base_val: list[ExecResult]) -> dict:
+        """VS of a candidate over V (only the transitions the edit can affect are rerun)."""
         kind = ref.kind(model)
         acts = ref.affected_actions(model)
         idx = [i for i, s in enumerate(self.val_items) if acts is None or s.tr.action.get("name") in acts]
         cand_val = self._eval(cand_model, [self.val_items[i].tr for i in idx])
         vs = refinement_score(kind, [self.val_items[i] for i in idx], model, [base_val[i] for i in idx],
                               cand_model, cand_val, n=len(self.val_items), opts=self.opts)
+        return {"kind": kind, "vs": vs, "idx": idx, "cand_val": cand_val}
+
+    def score_candidate(self, model: CodeModel, cand_model: CodeModel, ref: Refinement,
+                        base_val: list[ExecResult], cur: Scored, base_cur: ExecResult) -> dict:
+        """VS over V and RS on the current transition."""
+        out = self.validation_score(model, cand_model, ref, base_val)
         cand_cur = self._eval(cand_model, [cur.tr])[0]
-        rs = item_score(kind, cur, model, base_cur, cand_model, cand_cur, self.opts)
+        out["rs"] = item_score(out["kind"], cur, model, base_cur, cand_model, cand_cur, self.opts)
         changed = {fid for fid, f in cand_model.functions.items() if model.functions.get(fid) != f}
-        return {"kind": kind, "vs": vs, "rs": rs, "idx": idx, "cand_val": cand_val,
-                "fixes_current": error_type(self.spec, cand_cur, cur.tr) is None,
-                "exec_errors": sorted({e for r in cand_val + [cand_cur] for e, _ in r.errors if e in changed})}
+        out["fixes_current"] = error_type(self.spec, cand_cur, cur.tr) is None
+        out["exec_errors"] = sorted({e for r in out["cand_val"] + [cand_cur] for e, _ in r.errors if e in changed})
+        return out
+
+    def prune(self, model: CodeModel) -> tuple[CodeModel, list[dict]]:
+        """The removal gate: each function whose removal scores VS > 0 on V is removed, one at a time
+        (best VS first, rescoring after each removal).  Not in the paper's algorithm 1 (there the LLM
+        would have to propose the removal); it keeps admitted code that runs but predicts worse than
+        no code from staying in phi.  Returns the pruned model and one row per removal tried."""
+        rows: list[dict] = []
+        base_val = self._eval(model, self.val)
+        while True:
+            best = None
+            for fid in sorted(model.functions):
+                ref = Refinement("remove", target=fid, note="removal gate")
+                cand = ref.apply(model)
+                sc = self.validation_score(model, cand, ref, base_val)
+                if sc["vs"] > 0 and (best is None or sc["vs"] > best[2]["vs"]):
+                    best = (fid, cand, sc)
+            if best is None:
+                break
+            fid, cand, sc = best
+            rows.append({"function": fid, "kind": sc["kind"], "vs": sc["vs"], "version_before": model.version,
+                         "version_after": cand.version})
+            for i2, r2 in zip(sc["idx"], sc["cand_val"]):
+                base_val[i2] = r2
+            model = cand
+            if self.store is not None:
+                self.store.save(model, {"source": "removal gate", "removed": fid, "vs": sc["vs"]})
+            log.info("removal gate: removed %s (VS = %.3f)", fid, sc["vs"])
+        return model, rows
 
     def run(self, model: CodeModel) -> RefineResult:
         """Refine ``model``; returns the final model, a record per loop and the validation curve."""
@@ -352,7 +394,15 @@ class Refiner:
                 prop = Proposal(notes=[f"proposal failed: {type(e).__name__}: {e}"])
             scored, best = [], None
             for j, ref in enumerate(prop.candidates):
-                entry = {"index": j, "refinement": ref.describe(), "op": ref.op, "note": ref.note}
+                entry = {"index": j, "refinement": ref.describe(), "op": ref.op, "note": ref.note,
+                         "target": ref.target, "source": ref.function.source if ref.function is not None else None}
+                if self.probes is not None and ref.function is not None:
+                    from .admit import check_function
+                    why = check_function(self.sandbox, ref.function, self.probes, model.env_name)
+                    if why is not None:
+                        entry.update(kind=ref.function.kind, vs=None, rs=None, status=f"not admitted: {why}"[:300])
+                        scored.append(entry)
+                        continue
                 try:
                     cand_model = ref.apply(model)
                     sc = self.score_candidate(model, cand_model, ref, base_val, cur, res)
@@ -377,7 +427,8 @@ class Refiner:
                 model = cand_model
                 scored[j]["status"] = "accepted"
                 accepted = {"index": j, "refinement": scored[j]["refinement"], "kind": sc["kind"],
-                            "vs": sc["vs"], "rs": sc["rs"]}
+                            "vs": sc["vs"], "rs": sc["rs"], "op": scored[j]["op"], "target": scored[j]["target"],
+                            "source": scored[j]["source"]}
                 if self.store is not None:
                     self.store.save(model, {"source": "refinement", "loop": len(loops) + 1,
                                             "refinement": scored[j]["refinement"], "vs": sc["vs"],

@@ -7,15 +7,18 @@ from .dag import (bn_variables, edge_precision_recall, edges, find_cycle, from_e
                   topological_order, validate)
 
 __all__ = ["bn_variables", "edge_precision_recall", "edges", "find_cycle", "from_edges", "is_acyclic",
-           "n_edges", "shd", "topological_order", "validate", "BayesNet", "apply_sample", "DataScorer",
-           "Encoder", "FitSettings"]
+           "n_edges", "shd", "topological_order", "validate", "BayesNet", "DataScorer", "Encoder", "FitSettings",
+           "objective_terms"]
 
 
 def __getattr__(name):
     # torch-backed parts are imported on first use so DAG utilities stay light
-    if name in ("BayesNet", "apply_sample"):
-        from . import bn
-        return getattr(bn, name)
+    if name == "BayesNet":
+        from .bn import BayesNet
+        return BayesNet
+    if name == "objective_terms":
+        from .objective import objective_terms
+        return objective_terms
     if name == "DataScorer":
         from .score import DataScorer
         return DataScorer

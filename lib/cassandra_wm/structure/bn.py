@@ -28,7 +28,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import torch
 
-from ..envs.base import EnvSpec, set_path
+from ..envs.base import EnvSpec
 from ..report import atomic_write_text, provenance as _provenance
 from .conditionals import Conditional, FitSettings
 from .dag import bn_variables, topological_order, validate
@@ -50,50 +50,6 @@ def _generator(rng: Any) -> torch.Generator:
     else:
         raise TypeError(f"rng must be None, an int, a numpy Generator or a torch Generator, got {type(rng).__name__}")
     return torch.Generator().manual_seed(seed)
-
-
-def _py(value: Any, var) -> Any:
-    """A sampled value as a plain JSON-friendly Python value for ``var``."""
-    if var.type == "categorical":
-        return value.item() if isinstance(value, np.generic) else value
-    v = float(value)
-    if var.integer:
-        return int(round(v))
-    return v
-
-
-def _copy(o: Any) -> Any:
-    """Deep copy of JSON-like data (dicts, lists, scalars); much faster than copy.deepcopy."""
-    if isinstance(o, dict):
-        return {k: _copy(v) for k, v in o.items()}
-    if isinstance(o, list):
-        return [_copy(v) for v in o]
-    return o
-
-
-def apply_sample(spec: EnvSpec, state: dict, values: Mapping[str, Any], i: int | None = None) -> dict:
-    """A copy of ``state`` with each node's value written at its JSON pointer.
-
-    ``values`` maps node names to scalars, or to arrays indexed by row ``i``.
-    Use it on the next state whose deterministic variables are already set
-    (e.g. by the code model) to obtain the full next state.
-    """
-    out = _copy(state)
-    for name, val in values.items():
-        var = spec.variable(name)
-        v = val[i] if i is not None else val
-        set_path(out, var.path, _py(v, var))
-    return out
-
-
-def _column_values(var, arr: Any) -> list:
-    """A sampled column as a list of plain Python values for ``var``."""
-    a = np.asarray(arr)
-    if var.type == "categorical":
-        return [x.item() if isinstance(x, np.generic) else x for x in a.tolist()]
-    if var.integer:
-        return np.round(a.astype(np.float64)).astype(np.int64).tolist()
-    return a.astype(np.float64).tolist()
 
 
 class BayesNet:
@@ -160,7 +116,6 @@ class BayesNet:
     # -- sampling ------------------------------------------------------
     def _post(self, node: str, raw: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, int]:
         """Raw draw -> (rounded and clipped raw value, its standardised level column, number clipped)."""
-        m, sd = self.encoder.num_stats[node]
         var = self._var[node]
         if var.integer:
             raw = torch.round(raw)
@@ -171,16 +126,14 @@ class BayesNet:
             clipped = int(((raw < lo) | (raw > hi)).sum())
             if clipped:
                 raw = torch.clamp(raw, lo, hi)
-        return raw, ((raw - m) / sd).float().unsqueeze(1), clipped
+        return raw, self.encoder.to_z(node, raw).float().unsqueeze(1), clipped
 
     @torch.no_grad()
-    def sample_array(self, x_exo: Any, generator: torch.Generator | None = None,
-                     fixed: Mapping[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
+    def sample_array(self, x_exo: Any, generator: torch.Generator | None = None) -> dict[str, np.ndarray]:
         """Ancestral sampling from the encoded exogenous block ``x_exo`` (n, n_exo).
 
         Returns ``{node: array (n,)}``: raw numeric values (rounded and clipped)
-        or category indices.  ``fixed`` optionally pins some nodes to given raw
-        values (numeric) or category indices, which their children then see.
+        or category indices.
         """
         self._check()
         x = torch.as_tensor(x_exo, dtype=torch.float32)
@@ -190,23 +143,18 @@ class BayesNet:
         n = x.shape[0]
         cols: dict[str, torch.Tensor] = {}
         out: dict[str, np.ndarray] = {}
-        fixed = fixed or {}
         for v in self.order:
             model = self.models[v]
             inp = torch.cat([x] + [cols[p] for p in self.parents[v]], dim=1) if self.parents[v] else x
             u = torch.rand(n, generator=g)
             if model.kind == "numeric":
-                if v in fixed:
-                    raw = torch.as_tensor(np.asarray(fixed[v], dtype=np.float64))
-                else:
-                    raw = self.encoder.target_to_raw(v, model.sample(inp, u).double(), x)
+                raw = self.encoder.target_to_raw(v, model.sample(inp, u).double(), x)
                 raw, cols[v], c = self._post(v, raw)
                 self.last_clip_counts[v] = c
                 self.clip_counts[v] += c
                 out[v] = raw.numpy()
             else:
-                idx = (torch.as_tensor(np.asarray(fixed[v]), dtype=torch.int64) if v in fixed
-                       else model.sample(inp, u))
+                idx = model.sample(inp, u)
                 cols[v] = torch.nn.functional.one_hot(idx, model.n_out).float()
                 self.last_clip_counts[v] = 0
                 out[v] = idx.numpy()
@@ -292,29 +240,6 @@ class BayesNet:
                 out[v] = np.array(self.encoder.categories[v], dtype=object)[counts.argmax(axis=1)]
         return out
 
-    # -- building next states --------------------------------------------
-    def apply_sample(self, state: dict, values: Mapping[str, Any], i: int | None = None) -> dict:
-        """A copy of ``state`` with the node values of row ``i`` (or scalars) written in."""
-        return apply_sample(self.spec, state, values, i)
-
-    def apply_samples(self, states: Sequence[dict], values: Mapping[str, Any]) -> list[dict]:
-        """Row-wise ``apply_sample``: one full next state per row."""
-        cols = [(self._var[k].path, _column_values(self._var[k], v)) for k, v in values.items()]
-        for path, col in cols:
-            if len(col) != len(states):
-                raise ValueError(f"{len(states)} states but {len(col)} values at {path}")
-        flat = [(path[1:], col) for path, col in cols if path.count("/") == 1 and "~" not in path]
-        nested = [(path, col) for path, col in cols if not (path.count("/") == 1 and "~" not in path)]
-        out = []
-        for i, s in enumerate(states):
-            st = _copy(s)
-            for key, col in flat:
-                st[key] = col[i]
-            for path, col in nested:
-                set_path(st, path, col[i])
-            out.append(st)
-        return out
-
     # -- persistence ---------------------------------------------------
     def save(self, directory: str | Path, llm: str = "none (no LLM used in this stage)", **extra: Any) -> Path:
         """Write ``node<i>.pt`` state dicts and ``bn.json`` (parents, encoder statistics,
@@ -365,4 +290,70 @@ class BayesNet:
         return f"BayesNet({self.spec.name}, {len(self.nodes)} nodes, {es} edges, fitted={self.encoder is not None})"
 
 
-__all__ = ["BayesNet", "apply_sample"]
+def saved_network_matches(directory: str | Path, parents: Mapping[str, Sequence[str]], scorer) -> bool:
+    """True when ``directory`` holds a network saved for these parents, the scorer's data, seed and fit
+    settings (so it can be loaded instead of refitted)."""
+    meta_file = Path(directory) / "bn.json"
+    if not meta_file.exists():
+        return False
+    try:
+        meta = json.loads(meta_file.read_text())
+    except (OSError, ValueError):
+        return False
+    same = ({k: sorted(v) for k, v in meta.get("parents", {}).items()} == {k: sorted(v) for k, v in parents.items()})
+    return (same and (meta.get("provenance") or {}).get("data") == scorer.fingerprint
+            and meta.get("seed") == scorer.seed and meta.get("settings") == json.loads(scorer.settings.key()))
+
+
+def _values(spec: EnvSpec, name: str, states: Sequence[dict]) -> np.ndarray:
+    from ..envs.base import get_path
+    var = spec.variable(name)
+    return np.array([get_path(s, var.path) for s in states], dtype=object if var.type == "categorical" else float)
+
+
+def one_step_errors(bn: "BayesNet", records: Sequence[dict], n_samples: int = 100, rng: Any = 0) -> dict[str, float]:
+    """Table 5's numbers for one network: per variable, the RMSE of the Monte Carlo mean of
+    ``n_samples`` ancestral draws (numeric) or the accuracy of the most frequent draw (categorical),
+    each test row starting from its true previous state, action, validity and next deterministic values."""
+    if not records:
+        raise ValueError("no test transitions")
+    prev = [r["state"] for r in records]
+    nxt = [r["next_state"] for r in records]
+    pred = bn.predict_mean(prev, [r["action"] for r in records], nxt, valid=[bool(r.get("valid", True)) for r in records],
+                           n_samples=n_samples, rng=rng)
+    out = {}
+    for v in bn.nodes:
+        y = _values(bn.spec, v, nxt)
+        if bn.spec.variable(v).type == "categorical":
+            out[v] = float(np.mean(pred[v] == y))
+        else:
+            out[v] = float(np.sqrt(np.mean((pred[v] - y) ** 2)))
+    return out
+
+
+def persistence_errors(spec: EnvSpec, nodes: Sequence[str], records: Sequence[dict]) -> dict[str, float]:
+    """The same numbers for "tomorrow = today" (no model): the yardstick row of table 5."""
+    out = {}
+    for v in nodes:
+        y0 = _values(spec, v, [r["state"] for r in records])
+        y1 = _values(spec, v, [r["next_state"] for r in records])
+        out[v] = (float(np.mean(y0 == y1)) if spec.variable(v).type == "categorical"
+                  else float(np.sqrt(np.mean((y0 - y1) ** 2))))
+    return out
+
+
+def flag_off(errors: Mapping[str, float], yardstick: Mapping[str, float], spec: EnvSpec,
+             factor: float = 10.0) -> dict[str, float]:
+    """Numeric variables whose error is more than ``factor`` times the no-model error: ``{var: ratio}``.
+    Such a fit is broken (an input far outside training, a diverged net), not a result to report."""
+    out = {}
+    for v, e in errors.items():
+        if spec.variable(v).type == "categorical":
+            continue
+        base = yardstick.get(v)
+        if not np.isfinite(e) or (base is not None and base > 0 and e > factor * base):
+            out[v] = float(e / base) if base else float("inf")
+    return out
+
+
+__all__ = ["BayesNet", "one_step_errors", "persistence_errors", "flag_off", "saved_network_matches"]

@@ -301,9 +301,28 @@ def fit_conditional(node: str, kind: str, x_train: np.ndarray, y_train: np.ndarr
                 break
     net.load_state_dict(best_state)
     net.eval()
+    base = baseline_loss(kind, y_train, y_val, net.levels if kind == "numeric" else None, n_out)
     info = {"val_loss": best, "train_loss": train_loss, "best_epoch": best_epoch, "epochs": epoch,
-            "seconds": time.perf_counter() - t0, "n_train": n, "n_val": len(xv), "seed": seed}
+            "seconds": time.perf_counter() - t0, "n_train": n, "n_val": len(xv), "seed": seed,
+            "baseline_val_loss": base, "suspect": bool(not math.isfinite(best) or best > SUSPECT_FACTOR * base)}
     return Conditional(node, kind, net, n_in, n_out, settings, info)
+
+
+SUSPECT_FACTOR = 10.0  # a validation loss this many times the no-input baseline marks a broken fit
+
+
+def baseline_loss(kind: str, y_train, y_val, levels=None, n_classes: int | None = None) -> float:
+    """Validation loss of a predictor without inputs: the training quantiles (numeric, pinball loss at
+    ``levels``) or the training class frequencies (categorical, cross-entropy).  A fitted conditional
+    whose loss is many times this one is broken (``info["suspect"]``), whatever its number says."""
+    yt = torch.as_tensor(np.asarray(y_train))
+    yv = torch.as_tensor(np.asarray(y_val))
+    if kind == "numeric":
+        q = torch.quantile(yt.double(), levels.double()).float()
+        return float(pinball_loss(q.expand(len(yv), -1), yv.float(), levels))
+    counts = torch.bincount(yt.long(), minlength=int(n_classes)).double() + 0.5
+    logp = torch.log(counts / counts.sum())
+    return float(-logp[yv.long()].mean())
 
 
 def node_seed(seed: int, node: str) -> int:
@@ -311,5 +330,5 @@ def node_seed(seed: int, node: str) -> int:
     return (int(seed) * 1_000_003 + zlib.crc32(node.encode())) % (2**31 - 1)
 
 
-__all__ = ["FitSettings", "quantile_levels", "QuantileNet", "CategoricalNet", "pinball_loss",
+__all__ = ["SUSPECT_FACTOR", "baseline_loss", "FitSettings", "quantile_levels", "QuantileNet", "CategoricalNet", "pinball_loss",
            "interpolate_quantiles", "Conditional", "build_net", "fit_conditional", "node_seed"]

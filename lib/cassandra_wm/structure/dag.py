@@ -61,40 +61,29 @@ def validate(parents: Mapping[str, Sequence[str]], nodes: Sequence[str] | None =
     return out
 
 
+def to_networkx(parents: Mapping[str, Sequence[str]]):
+    """The graph as a ``networkx.DiGraph`` (edges parent -> child; every key is a node)."""
+    import networkx as nx
+    g = nx.DiGraph()
+    g.add_nodes_from(parents)
+    g.add_edges_from((p, v) for v, ps in parents.items() for p in ps)
+    return g
+
+
 def find_cycle(parents: Mapping[str, Sequence[str]]) -> list[str] | None:
     """One directed cycle as a node list ``[a, b, ..., a]`` (following edges), or None."""
-    children: dict[str, list[str]] = {v: [] for v in parents}
-    for v, ps in parents.items():
-        for p in ps:
-            children.setdefault(p, []).append(v)
-    state: dict[str, int] = {}  # 1 = on stack, 2 = done
-    for root in children:
-        if state.get(root):
-            continue
-        stack = [(root, iter(children[root]))]
-        path = [root]
-        state[root] = 1
-        while stack:
-            node, it = stack[-1]
-            nxt = next(it, None)
-            if nxt is None:
-                stack.pop()
-                path.pop()
-                state[node] = 2
-                continue
-            s = state.get(nxt, 0)
-            if s == 1:
-                return path[path.index(nxt):] + [nxt]
-            if s == 0:
-                state[nxt] = 1
-                path.append(nxt)
-                stack.append((nxt, iter(children.get(nxt, []))))
-    return None
+    import networkx as nx
+    try:
+        cyc = nx.find_cycle(to_networkx(parents))
+    except nx.NetworkXNoCycle:
+        return None
+    return [u for u, _ in cyc] + [cyc[0][0]]
 
 
 def is_acyclic(parents: Mapping[str, Sequence[str]]) -> bool:
     """True when the graph has no directed cycle."""
-    return find_cycle(parents) is None
+    import networkx as nx
+    return nx.is_directed_acyclic_graph(to_networkx(parents))
 
 
 def topological_order(parents: Mapping[str, Sequence[str]]) -> list[str]:
@@ -103,24 +92,13 @@ def topological_order(parents: Mapping[str, Sequence[str]]) -> list[str]:
     Ties are broken by the order of the keys, so the result is deterministic.
     Raises ValueError naming a cycle when there is one.
     """
+    import networkx as nx
     cycle = find_cycle(parents)
     if cycle is not None:
         raise ValueError("graph has a cycle: " + " -> ".join(cycle))
-    nodes = list(parents)
-    for ps in parents.values():
-        for p in ps:
-            if p not in parents:
-                nodes.append(p)
-    nodes = list(dict.fromkeys(nodes))
-    done: set[str] = set()
-    order: list[str] = []
-    while len(order) < len(nodes):
-        for v in nodes:
-            if v not in done and all(p in done for p in parents.get(v, [])):
-                order.append(v)
-                done.add(v)
-                break
-    return order
+    g = to_networkx(parents)
+    rank = {v: i for i, v in enumerate(g.nodes)}
+    return list(nx.lexicographical_topological_sort(g, key=rank.__getitem__))
 
 
 def edges(parents: Mapping[str, Sequence[str]]) -> list[Edge]:
@@ -190,5 +168,23 @@ def edge_precision_recall(pred, true_edges) -> tuple[float, float]:
     return precision, recall
 
 
-__all__ = ["Parents", "Edge", "bn_variables", "validate", "find_cycle", "is_acyclic", "topological_order",
+def read_graphs(path) -> tuple[dict, dict]:
+    """A graphs file written by notebook 03 (``structure/graphs.json``): ``(body, provenance)``.
+
+    Accepts the file with or without its ``{"provenance", "data"}`` wrapper.  Raises FileNotFoundError
+    naming the stage to run when it is missing.
+    """
+    import json
+    from pathlib import Path
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path} does not exist: run notebook 03 (03_dag_sampling_search) first, e.g. "
+                                f"`python run_all.py --only 03`, or point at another graphs file")
+    raw = json.loads(path.read_text())
+    if isinstance(raw, dict) and set(raw) == {"provenance", "data"}:
+        return raw["data"], raw["provenance"] or {}
+    return raw, {}
+
+
+__all__ = ["read_graphs", "Parents", "Edge", "bn_variables", "validate", "to_networkx", "find_cycle", "is_acyclic", "topological_order",
            "edges", "from_edges", "n_edges", "shd", "edge_precision_recall"]

@@ -20,6 +20,16 @@ Encoding rules, all statistics taken from the training transitions only:
   each action is a column holding its standardised value on rows of that
   action and 0 elsewhere; string arguments with choices are one-hot.
 * validity -> one column, 1.0 valid, 0.0 invalid.
+* every standardised input (variables, parent columns, numeric arguments) is clipped to
+  +-:data:`Z_CLIP`, so a value far outside what training saw (a tile the training layouts never
+  used, a price no one set) cannot reach a net as a z-score of 10^7; ``clipped_inputs`` counts
+  the clipped values.  One exception: with delta targets, a modelled node's own previous value
+  is the base its predicted change is added to, so that column is left unclipped (the value is
+  still bounded when the spec bounds the variable, since sampled values are clipped to bounds).
+* scales: the training standard deviation, except when training saw (almost) a single value:
+  then the declared range's uniform spread ``(high - low) / sqrt(12)`` when the spec bounds it,
+  else ``max(|mean|, 1)``.  (A floor of 1e-6 used to turn an unseen argument value into a
+  z-score of millions.)
 
 Numeric targets (``delta=True``, the default) are the day-to-day changes
 ``x_next - x_prev`` standardised with the mean and std of the training
@@ -39,7 +49,21 @@ import numpy as np
 from ..envs.base import EnvSpec, coerce_action
 from .dag import bn_variables
 
-_MIN_STD = 1e-6
+Z_CLIP = 10.0  # bound on every standardised input
+_TINY = 1e-9  # relative spread below which training is taken to have seen a single value
+
+
+def spread(values: np.ndarray, low: float | None = None, high: float | None = None) -> tuple[float, float]:
+    """(mean, scale) of finite ``values`` for standardising (see the module doc for the fallbacks)."""
+    arr = np.asarray(values, dtype=np.float64)
+    arr = arr[np.isfinite(arr)]
+    mean = float(arr.mean()) if arr.size else 0.0
+    sd = float(arr.std()) if arr.size else 0.0
+    if sd > _TINY * max(1.0, abs(mean)):
+        return mean, sd
+    if low is not None and high is not None and math.isfinite(low) and math.isfinite(high) and high > low:
+        return mean, (float(high) - float(low)) / math.sqrt(12.0)
+    return mean, max(abs(mean), 1.0)
 
 
 def as_records(transitions: Any) -> list[dict]:
@@ -131,6 +155,7 @@ class Encoder:
         if det:
             raise ValueError(f"nodes must be stochastic variables; {det} are deterministic")
         self.fitted = False
+        self.clipped_inputs = 0
         self.num_stats: dict[str, tuple[float, float]] = {}
         self.target_stats: dict[str, tuple[float, float]] = {}  # numeric nodes: stats of the target
         self.categories: dict[str, list] = {}
@@ -154,11 +179,7 @@ class Encoder:
                     self.categories[v.name] = sorted(seen, key=lambda x: (str(type(x)), str(x)))
             else:
                 arr = np.array([_to_float(x) for x in vals], dtype=np.float64)
-                arr = arr[np.isfinite(arr)]
-                if arr.size == 0:
-                    self.num_stats[v.name] = (0.0, 1.0)
-                else:
-                    self.num_stats[v.name] = (float(arr.mean()), float(max(arr.std(), _MIN_STD)))
+                self.num_stats[v.name] = spread(arr, v.low, v.high)
         for n in self.nodes:
             if self.is_categorical(n):
                 continue
@@ -166,14 +187,14 @@ class Encoder:
             nxt = np.array([_to_float(get(r["next_state"])) for r in recs], dtype=np.float64)
             if self.delta:
                 nxt = nxt - np.array([_to_float(get(r["state"])) for r in recs], dtype=np.float64)
-            nxt = nxt[np.isfinite(nxt)]
-            self.target_stats[n] = ((float(nxt.mean()), float(max(nxt.std(), _MIN_STD))) if nxt.size
-                                    else (0.0, 1.0))
+            self.target_stats[n] = spread(nxt)
         per_arg: dict[str, list[float]] = {}
+        arg_bounds: dict[str, tuple] = {}
         for a in self.spec.actions:
             for arg in a.args:
                 if arg.type in ("int", "float"):
                     per_arg[f"{a.name}.{arg.name}"] = []
+                    arg_bounds[f"{a.name}.{arg.name}"] = (arg.low, arg.high)
         for r in recs:
             act = self._action(r["action"])
             if act is None:
@@ -185,11 +206,7 @@ class Encoder:
                     if math.isfinite(fx):
                         per_arg[key].append(fx)
         for key, xs in per_arg.items():
-            if xs:
-                arr = np.asarray(xs, dtype=np.float64)
-                self.arg_stats[key] = (float(arr.mean()), float(max(arr.std(), _MIN_STD)))
-            else:
-                self.arg_stats[key] = (0.0, 1.0)
+            self.arg_stats[key] = spread(np.asarray(xs, dtype=np.float64), *arg_bounds[key])
         self.fitted = True
         self._build_layout()
         return self
@@ -228,6 +245,14 @@ class Encoder:
         self.n_exo = len(names)
         self.node_width = {n: (len(self.categories[n]) if self.is_categorical(n) else 1) for n in self.nodes}
 
+    def _clip(self, z: np.ndarray) -> np.ndarray:
+        """Clip standardised inputs to +-Z_CLIP, counting the values clipped."""
+        over = np.abs(z) > Z_CLIP
+        if over.any():
+            self.clipped_inputs += int(over.sum())
+            z = np.clip(z, -Z_CLIP, Z_CLIP)
+        return z
+
     # -- small look-ups ------------------------------------------------
     def is_categorical(self, name: str) -> bool:
         return self.spec.variable(name).type == "categorical"
@@ -245,7 +270,11 @@ class Encoder:
         except Exception:
             return None
 
-    def _encode_vars(self, states: Sequence[dict], names: Iterable[str], out: np.ndarray, col: int) -> int:
+    def _encode_vars(self, states: Sequence[dict], names: Iterable[str], out: np.ndarray, col: int,
+                     keep: Iterable[str] = ()) -> int:
+        """Write the encoded ``names`` of ``states`` into ``out`` from column ``col``; numeric columns
+        are clipped to +-Z_CLIP except those in ``keep``.  Returns the next free column."""
+        keep = set(keep)
         for n in names:
             get = self._getters[n]
             if self.is_categorical(n):
@@ -261,7 +290,7 @@ class Encoder:
                 vals = np.fromiter((_to_float(get(s)) for s in states), dtype=np.float64, count=len(states))
                 z = (vals - m) / sd
                 z[~np.isfinite(z)] = 0.0
-                out[:, col] = z
+                out[:, col] = z if n in keep else self._clip(z)
                 col += 1
         return col
 
@@ -283,7 +312,8 @@ class Encoder:
         if valid is not None and len(valid) != n:
             raise ValueError(f"valid has length {len(valid)}, expected {n}")
         out = np.zeros((n, self.n_exo), dtype=np.float64)
-        col = self._encode_vars(prev_states, [v.name for v in self.spec.variables], out, 0)
+        col = self._encode_vars(prev_states, [v.name for v in self.spec.variables], out, 0,
+                                keep=self._prev_col if self.delta else ())
         a0 = col
         col += len(self.spec.actions)
         for i, a in enumerate(actions):
@@ -306,7 +336,7 @@ class Encoder:
                 else:
                     m, sd = self.arg_stats[f"{act['name']}.{k}"]
                     fx = (_to_float(x) - m) / sd
-                    out[i, c] = fx if math.isfinite(fx) else 0.0
+                    out[i, c] = float(self._clip(np.array([fx]))[0]) if math.isfinite(fx) else 0.0
         col = self.feature_names.index("valid")
         out[:, col] = 1.0 if valid is None else np.asarray(valid, dtype=np.float64)
         self._encode_vars(next_det, self._det_names, out, col + 1)
@@ -383,9 +413,10 @@ class Encoder:
         return (raw - m) / sd
 
     def to_z(self, node: str, x: Any) -> Any:
-        """Raw values -> the standardised level used as a parent input."""
+        """Raw values -> the standardised level used as a parent input (clipped to +-Z_CLIP)."""
         m, sd = self.num_stats[node]
-        return (x - m) / sd
+        z = (x - m) / sd
+        return z.clamp(-Z_CLIP, Z_CLIP) if hasattr(z, "clamp") else np.clip(z, -Z_CLIP, Z_CLIP)
 
     # -- persistence ---------------------------------------------------
     def to_dict(self) -> dict:
@@ -410,4 +441,4 @@ class Encoder:
         return enc
 
 
-__all__ = ["Encoder", "as_records"]
+__all__ = ["Encoder", "as_records", "spread", "Z_CLIP"]

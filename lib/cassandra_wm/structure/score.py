@@ -27,7 +27,7 @@ For a graph given as a parents dict over the node set V:
      of its typical daily move;
    * categorical v: the mean cross-entropy in nats.
    Rows whose target is missing or outside the known categories are skipped.
-4. ``node_term(v, pa(v)) = -(held-out loss)`` (see :func:`held_out_term`) and
+4. ``node_term(v, pa(v)) = -(mean per-row held-out loss)`` (see :func:`row_losses`) and
    ``data_term(E) = sum over v in V of node_term(v, pa(v))``.
 
 So the data term is a negative loss per transition summed over nodes:
@@ -40,9 +40,14 @@ The objective (eq. 5, appendix E.3 defaults lambda1 = 10, lambda2 = 100) is
 
     J = data - lambda1 * |E| / |V|^2 + lambda2 * log p(E | V, L)
 
-and :meth:`DataScorer.objective` returns its three terms as they enter J
-(``sparsity = -lambda1 |E| / |V|^2``, ``prior = lambda2 log p``), so
-``J = data + sparsity + prior``.
+computed in one place, :func:`~.objective.objective_terms`, which returns its three terms as they
+enter J (``sparsity = -lambda1 |E| / |V|^2``, ``prior = lambda2 log p``), so
+``J = data + sparsity + prior``.  The search, the exact optimiser, the DAG explorer and
+:meth:`DataScorer.objective` all call it.
+
+The per-row losses behind each node's term are kept too (:meth:`DataScorer.node_rows`),
+so the data term can be recomputed on any subset of the validation rows without refitting:
+that is how :mod:`.exact` chooses lambda2 by held-out folds.
 
 Cache
 -----
@@ -51,8 +56,8 @@ so it is cached under a key built from exactly those: the node name, the
 sorted parent names, a SHA-1 fingerprint of the encoded train and validation
 arrays and encoder statistics, the seed, and the fit settings.  The cache
 lives in memory and, with ``cache_dir``, also on disk as one small JSON file
-per key (written atomically, so parallel searches can share it); a disk entry
-is used only if its stored key matches exactly.
+per key (written atomically, so parallel searches can share it, holding the term and
+the per-row losses); a disk entry is used only if its stored key matches exactly.
 """
 from __future__ import annotations
 
@@ -71,17 +76,26 @@ from ..report import atomic_write_text
 from .conditionals import Conditional, FitSettings, fit_conditional, node_seed
 from .dag import bn_variables, find_cycle, n_edges, validate
 from .encoding import Encoder, as_records
+from .objective import objective_terms
 
-TERM_VERSION = "pinball-summed-over-levels"  # part of the cache key: a new definition never reads old scores
+TERM_VERSION = "pinball-summed-over-levels-rows"  # part of the cache key: a new definition never reads old scores
 
 
-def held_out_term(model: Conditional) -> float:
-    """A fitted conditional's contribution to the data term: minus its validation loss,
-    with the numeric pinball loss summed over the quantile grid (see the module docstring)."""
-    loss = model.val_loss
-    if model.kind == "numeric":
-        loss *= int(model.levels.numel())
-    return -loss
+def row_losses(model: Conditional, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Per-row held-out loss of a fitted conditional: the numeric pinball loss summed over the
+    quantile grid (see the module docstring), or the cross-entropy in nats."""
+    with torch.no_grad():
+        xt = torch.as_tensor(np.asarray(x), dtype=torch.float32)
+        out = model.net(xt)
+        if model.kind == "numeric":
+            yt = torch.as_tensor(np.asarray(y), dtype=torch.float32)
+            levels = model.net.levels
+            diff = yt.unsqueeze(1) - out
+            per = torch.maximum(levels * diff, (levels - 1.0) * diff).sum(dim=1)
+        else:
+            yt = torch.as_tensor(np.asarray(y), dtype=torch.int64)
+            per = torch.nn.functional.cross_entropy(out, yt, reduction="none")
+    return per.double().numpy()
 
 
 class DataScorer:
@@ -110,6 +124,8 @@ class DataScorer:
         if not train or not val:
             raise ValueError(f"need training and validation transitions (got {len(train)} and {len(val)})")
         self.n_train, self.n_val = len(train), len(val)
+        # which validation rows belong together (held-out folds never split a trajectory)
+        self.val_groups = [r.get("traj_id", i) for i, r in enumerate(val)]
         self.encoder = Encoder(spec, self.nodes, delta=self.settings.delta_targets).fit(train)
         self._x = {"train": self.encoder.exogenous(train), "val": self.encoder.exogenous(val)}
         self._cols = {"train": self.encoder.node_columns(train), "val": self.encoder.node_columns(val)}
@@ -120,6 +136,7 @@ class DataScorer:
         self.misses = 0
         self.fit_seconds = 0.0
         self._scores: dict[str, float] = {}
+        self._rows: dict[str, np.ndarray] = {}
         self._models: dict[str, Conditional] = {}
 
     # -- keys and inputs -----------------------------------------------
@@ -178,36 +195,74 @@ class DataScorer:
         safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in node)[:40]
         return self.cache_dir / f"{safe}-{hashlib.sha1(key.encode()).hexdigest()[:20]}.json"
 
-    def node_term(self, node: str, parents_of_node: Sequence[str]) -> float:
-        """Minus the held-out loss of ``node``'s conditional given these parents (cached)."""
-        ps = self._parent_list(node, parents_of_node)
-        key = self.cache_key(node, ps)
-        if self.use_cache:
-            if key in self._scores:
-                self.hits += 1
-                return self._scores[key]
-            if self.cache_dir is not None:
-                path = self._disk_path(key, node)
-                if path.exists():
-                    try:
-                        entry = json.loads(path.read_text())
-                        if entry.get("key") == key and math.isfinite(float(entry["term"])):
-                            self.hits += 1
-                            self.disk_hits += 1
-                            self._scores[key] = float(entry["term"])
-                            return self._scores[key]
-                    except (OSError, ValueError, KeyError, TypeError):
-                        pass  # unreadable entry: refit and overwrite
+    def _val_rows(self, node: str, ps: list[str], model: Conditional) -> np.ndarray:
+        """Per-row validation losses aligned with the validation transitions (NaN where the target is missing)."""
+        x = np.concatenate([self._x["val"]] + [self._cols["val"][p] for p in ps], axis=1)
+        y, mask = self._y["val"][node]
+        out = np.full(len(x), np.nan)
+        if mask.any():
+            out[mask] = row_losses(model, x[mask], y[mask])
+        return out
+
+    def _lookup(self, key: str, node: str) -> bool:
+        """Load a cached entry (memory, then disk) into memory; True when found."""
+        if not self.use_cache:
+            return False
+        if key in self._scores:
+            self.hits += 1
+            return True
+        if self.cache_dir is None:
+            return False
+        path = self._disk_path(key, node)
+        if not path.exists():
+            return False
+        try:
+            entry = json.loads(path.read_text())
+            rows = np.array([np.nan if r is None else float(r) for r in entry["rows"]], dtype=np.float64)
+            if entry.get("key") != key or len(rows) != self.n_val or not math.isfinite(float(entry["term"])):
+                return False
+        except (OSError, ValueError, KeyError, TypeError):
+            return False  # unreadable entry: refit and overwrite
+        self.hits += 1
+        self.disk_hits += 1
+        self._scores[key] = float(entry["term"])
+        self._rows[key] = rows
+        return True
+
+    def _fit_and_store(self, key: str, node: str, ps: list[str]) -> tuple[float, np.ndarray]:
+        """Fit, score and (with the cache on) remember one (node, parent set); returns (term, rows)."""
         model = self._fit(node, ps)
-        term = held_out_term(model)
+        rows = self._val_rows(node, ps, model)
+        term = -float(np.nanmean(rows)) if np.isfinite(rows).any() else -math.inf
+        if not math.isfinite(term):
+            raise ValueError(f"{node}: no finite validation loss (all targets missing or the fit diverged)")
         if self.use_cache:
             self._scores[key] = term
+            self._rows[key] = rows
             if self.keep_models:
                 self._models[key] = model
             if self.cache_dir is not None:
-                atomic_write_text(self._disk_path(key, node),
-                                  json.dumps({"key": key, "term": term, "info": model.info}))
-        return term
+                atomic_write_text(self._disk_path(key, node), json.dumps(
+                    {"key": key, "term": term, "info": model.info,
+                     "rows": [None if not math.isfinite(r) else round(float(r), 7) for r in rows]}))
+        return term, rows
+
+    def node_term(self, node: str, parents_of_node: Sequence[str]) -> float:
+        """Minus the mean held-out loss of ``node``'s conditional given these parents (cached)."""
+        ps = self._parent_list(node, parents_of_node)
+        key = self.cache_key(node, ps)
+        if self._lookup(key, node):
+            return self._scores[key]
+        return self._fit_and_store(key, node, ps)[0]
+
+    def node_rows(self, node: str, parents_of_node: Sequence[str]) -> np.ndarray:
+        """Per-row held-out losses behind :meth:`node_term` (aligned with the validation transitions,
+        NaN where the node's target is missing); ``node_term == -nanmean(node_rows)``."""
+        ps = self._parent_list(node, parents_of_node)
+        key = self.cache_key(node, ps)
+        if self._lookup(key, node):
+            return self._rows[key].copy()
+        return self._fit_and_store(key, node, ps)[1].copy()
 
     def conditional(self, node: str, parents_of_node: Sequence[str]) -> Conditional:
         """The fitted conditional behind ``node_term`` (fitted now if it is not kept in memory)."""
@@ -218,7 +273,9 @@ class DataScorer:
             model = self._fit(node, ps)
             if self.keep_models:
                 self._models[key] = model
-            self._scores.setdefault(key, held_out_term(model))
+            if key not in self._scores:
+                rows = self._val_rows(node, ps, model)
+                self._scores[key], self._rows[key] = -float(np.nanmean(rows)), rows
         return model
 
     def node_terms(self, parents: Mapping[str, Sequence[str]]) -> dict[str, float]:
@@ -232,7 +289,7 @@ class DataScorer:
 
     def objective(self, parents: Mapping[str, Sequence[str]], log_prior: float, lam1: float = LAMBDA1,
                   lam2: float = LAMBDA2) -> dict:
-        """J(E) of eq. 5 and its terms: ``{"J", "data", "sparsity", "prior", "n_edges", "log_prior"}``.
+        """J(E) of eq. 5 and its terms (see :func:`objective_terms`).
 
         Raises ValueError on a graph with a cycle or unknown names.
         """
@@ -240,15 +297,7 @@ class DataScorer:
         cycle = find_cycle(g)
         if cycle is not None:
             raise ValueError("graph has a cycle: " + " -> ".join(cycle))
-        lp = float(log_prior)
-        if math.isnan(lp):
-            raise ValueError("log_prior is NaN")
-        data = self.data_term(g)
-        ne = n_edges(g)
-        sparsity = -lam1 * ne / len(self.nodes) ** 2
-        prior = lam2 * lp
-        return {"J": data + sparsity + prior, "data": data, "sparsity": sparsity, "prior": prior,
-                "n_edges": ne, "log_prior": lp}
+        return objective_terms(self.data_term(g), n_edges(g), len(self.nodes), log_prior, lam1, lam2)
 
     def stats(self) -> dict:
         """Cache counters as a dict."""
@@ -262,9 +311,4 @@ class DataScorer:
         return d
 
 
-def set_threads(n: int = 1) -> None:
-    """Limit torch to ``n`` CPU threads (small nets gain nothing from more)."""
-    torch.set_num_threads(n)
-
-
-__all__ = ["DataScorer", "LAMBDA1", "LAMBDA2", "set_threads"]
+__all__ = ["DataScorer", "objective_terms", "row_losses", "LAMBDA1", "LAMBDA2"]

@@ -5,9 +5,8 @@ its three terms as they enter J: ``data``, ``sparsity`` = -lam1 |E| / |V|^2 and 
 with J = data + sparsity + prior.  |V| is the number of modelled nodes.
 
 * ``data(E)`` comes from the scorer (``DataScorer.data_term``: held-out fit, a sum over nodes,
-  cached per node and parent set, so a move refits only the nodes whose parents changed); when
-  the scorer has an ``objective(parents, log_prior, lam1, lam2)`` method, the three terms are taken
-  from it so the search and the scorer always agree on the formula.
+  cached per node and parent set, so a move refits only the nodes whose parents changed); J is
+  assembled by :func:`~.objective.objective_terms`, the one function that holds the formula.
 * Moves: add an edge, remove an edge, reverse an edge, each only if the graph stays acyclic.  A
   step picks a move type uniformly among the types that have at least one legal move, then a
   legal move of that type uniformly.
@@ -46,52 +45,38 @@ from typing import Any, Callable, Mapping, Sequence
 from tqdm.auto import tqdm
 
 from ..paper import LAMBDA1, LAMBDA2
-from .dag import Parents, edges, is_acyclic, n_edges, validate
+from .dag import Parents, edges, is_acyclic, n_edges, to_networkx, validate
+from .objective import objective_terms
 
 PriorFn = Callable[[Mapping[str, Sequence[str]]], float]
 
 
 # -- moves ---------------------------------------------------------------
 
-def _reaches(parents: Mapping[str, Sequence[str]], src: str, dst: str) -> bool:
-    """True when there is a directed path src -> ... -> dst."""
-    children: dict[str, list[str]] = {}
-    for v, ps in parents.items():
-        for p in ps:
-            children.setdefault(p, []).append(v)
-    stack, seen = [src], {src}
-    while stack:
-        u = stack.pop()
-        if u == dst:
-            return True
-        for c in children.get(u, []):
-            if c not in seen:
-                seen.add(c)
-                stack.append(c)
-    return False
-
-
 def legal_moves(parents: Mapping[str, Sequence[str]], max_parents: int | None = None) -> dict[str, list]:
     """All acyclicity-preserving moves: {"add": [(u, v)], "remove": [(u, v)], "reverse": [(u, v)]}.
 
     ``(u, v)`` names the edge u -> v (added, removed, or turned into v -> u).
     """
+    import networkx as nx
     nodes = list(parents)
     present = set(edges(parents))
+    g = to_networkx(parents)
     adds, revs = [], []
     for v in nodes:
         if max_parents is not None and len(parents[v]) >= max_parents:
             continue
+        reach = nx.descendants(g, v)  # u -> v closes a cycle iff u is reachable from v
         for u in nodes:
-            # u -> v keeps acyclicity iff v does not already reach u
-            if u != v and (u, v) not in present and (v, u) not in present and not _reaches(parents, v, u):
+            if u != v and (u, v) not in present and (v, u) not in present and u not in reach:
                 adds.append((u, v))
     for (u, v) in present:
         if max_parents is not None and len(parents[u]) >= max_parents:
             continue
-        g = {k: [p for p in ps if not (k == v and p == u)] for k, ps in parents.items()}
-        if not _reaches(g, u, v):  # v -> u is safe iff u no longer reaches v
+        g.remove_edge(u, v)
+        if not nx.has_path(g, u, v):  # v -> u is safe iff u no longer reaches v
             revs.append((u, v))
+        g.add_edge(u, v)
     return {"add": adds, "remove": sorted(present), "reverse": sorted(revs)}
 
 
@@ -145,28 +130,20 @@ def _prior_value(prior: Any, parents: Parents) -> float:
     return float(prior(parents))
 
 
-def evaluate(parents: Mapping[str, Sequence[str]], scorer: Any, prior: Any = None, lam1: float = LAMBDA1,
-             lam2: float = LAMBDA2) -> dict:
-    """J and its terms for one graph: {"J", "data", "sparsity", "prior", "log_prior", "n_edges"}.
+def score_graph(parents: Mapping[str, Sequence[str]], scorer: Any, prior: Any = None, lam1: float = LAMBDA1,
+                lam2: float = LAMBDA2) -> dict:
+    """J of eq. 5 and its terms for one graph: {"J", "data", "sparsity", "prior", "log_prior", "n_edges"}.
 
-    ``sparsity`` (<= 0) and ``prior`` are the weighted terms as they enter J: J = data + sparsity + prior,
-    the convention of ``DataScorer.objective``.
+    ``scorer`` needs ``data_term(parents)``; ``prior`` is None, a callable ``parents -> log p`` or an
+    object with ``log_prior``.  The formula itself is :func:`~.objective.objective_terms`.
     """
     g = {k: list(v) for k, v in parents.items()}
+    if not g:
+        raise ValueError("the graph has no nodes")
     lp = _prior_value(prior, g)
     if not math.isfinite(lp):
         raise ValueError(f"log-prior is not finite ({lp}) for {g}")
-    if hasattr(scorer, "objective"):
-        t = dict(scorer.objective(g, lp, lam1=lam1, lam2=lam2))
-        out = {"J": float(t["J"]), "data": float(t["data"]), "sparsity": float(t["sparsity"]),
-               "prior": float(t["prior"])}
-    else:
-        data = float(scorer.data_term(g))
-        sp = -lam1 * n_edges(g) / len(g) ** 2
-        out = {"J": data + sp + lam2 * lp, "data": data, "sparsity": sp, "prior": lam2 * lp}
-    out["log_prior"] = lp
-    out["n_edges"] = n_edges(g)
-    return out
+    return objective_terms(float(scorer.data_term(g)), n_edges(g), len(g), lp, lam1, lam2)
 
 
 def default_t0(n_nodes: int, lam1: float) -> float:
@@ -231,7 +208,7 @@ def anneal(init_parents: Mapping[str, Sequence[str]], scorer: Any, prior_fn: Any
         raise ValueError(f"t0 must be positive, got {t0}")
     rng = random.Random(seed)
     start = time.perf_counter()
-    cur = evaluate(g, scorer, prior_fn, lam1, lam2)
+    cur = score_graph(g, scorer, prior_fn, lam1, lam2)
     init_terms = dict(cur)
     best_g, best = g, dict(cur)
     log: list[dict] = []
@@ -249,7 +226,7 @@ def anneal(init_parents: Mapping[str, Sequence[str]], scorer: Any, prior_fn: Any
             else:
                 kind, (u, v) = mv
                 new_g = apply_move(g, kind, (u, v))
-                new = evaluate(new_g, scorer, prior_fn, lam1, lam2)
+                new = score_graph(new_g, scorer, prior_fn, lam1, lam2)
                 delta = new["J"] - cur["J"]
                 ok = delta >= 0 or rng.random() < math.exp(delta / temp)
                 rec = {"step": k, "move": f"{kind} {u}->{v}", "accepted": bool(ok), "T": temp,
@@ -467,5 +444,5 @@ class _Null:
         return None
 
 
-__all__ = ["legal_moves", "apply_move", "random_move", "evaluate", "default_t0", "anneal", "SearchResult",
+__all__ = ["legal_moves", "apply_move", "random_move", "score_graph", "default_t0", "anneal", "SearchResult",
            "SearchRuns", "search", "RemotePrior", "PriorServer"]
