@@ -30,7 +30,7 @@ def evaluate_code_model(spec: EnvSpec, sandbox: Sandbox, model: CodeModel, trans
     trs = list(transitions)
     if not trs:
         raise ValueError("evaluate_code_model: no transitions to evaluate on")
-    sandbox.start()  # start-up time is not prediction time
+    sandbox.start(model)  # start-up (and the model's worker) is not prediction time
     t0 = time.perf_counter()
     res = sandbox.evaluate(model, [(t.state, t.action) for t in trs])
     secs = time.perf_counter() - t0

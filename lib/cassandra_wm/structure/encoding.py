@@ -46,7 +46,7 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-from ..envs.base import EnvSpec, coerce_action
+from ..envs.base import EnvSpec, coerce_action, pointer_tokens
 from .dag import bn_variables
 
 Z_CLIP = 10.0  # bound on every standardised input
@@ -92,7 +92,7 @@ class _Getter:
     def __init__(self, pointer: str):
         if pointer in ("", "/"):
             raise ValueError("a variable cannot live at the root of the state")
-        self.toks = [t.replace("~1", "/").replace("~0", "~") for t in pointer[1:].split("/")]
+        self.toks = pointer_tokens(pointer)
         self.key = self.toks[0] if len(self.toks) == 1 else None
 
     def __getstate__(self):
