@@ -47,6 +47,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from ..envs.base import EnvSpec, coerce_action, format_action, set_path
+from ..codewm.llm_code import clean_code
 from .common import (Budget, BudgetExhausted, ask, compact_json, parse_values, repair_value, reply_json,
                      state_view, value_schema)
 
@@ -207,19 +208,8 @@ _DEF = re.compile(r"^\s*def\s+([A-Za-z_][A-Za-z0-9_]*)\s*\(", re.M)
 _FENCE = re.compile(r"```(?:python|py)?\s*\n(.*?)```", re.S)
 
 
-def clean_rule_code(code: Any) -> str:
-    """A code field as plain Python: fences stripped, escaped newlines undone, dedented."""
-    import textwrap
-    if not isinstance(code, str):
-        return ""
-    s = code
-    m = _FENCE.search(s)
-    if m:
-        s = m.group(1)
-    if "\n" not in s and "\\n" in s:
-        s = s.replace("\\n", "\n").replace("\\t", "    ")
-    s = textwrap.dedent(s.strip("`\n").rstrip()).strip("\n")
-    return s + "\n" if s.strip() else ""
+# a rule's code field is cleaned like a code-model function's (fences, tags, escaped newlines, dedent)
+clean_rule_code = clean_code
 
 
 def rule_function_name(source: str) -> str | None:
