@@ -261,6 +261,72 @@ def summarize_counts(records: list[dict]) -> dict:
             "invalid": sum(1 for r in records if not r["valid"]), "bankrupt_trajectories": bankrupt}
 
 
+def collect_on_layouts(env_name: str, agent: Any, n_trajectories: int, horizon: int, seed: int,
+                       val_fraction: float, test_fraction: float, n_test_trajectories: int = 0,
+                       **env_kwargs: Any) -> dict:
+    """Collection for an environment with named layouts (``spec.notes["train_layouts"]`` and
+    ``["test_layouts"]``, e.g. the theme park).
+
+    The ``n_trajectories`` training trajectories are spread evenly over the training layouts and split
+    into train and validation (and test by ``test_fraction``); with ``n_test_trajectories > 0`` the test
+    split is new trajectories on the held-out layouts instead.  Every layout's episodes are seeded from
+    ``(seed, split, layout index)`` alone.  Returns ``{"records", "splits", "meta", "n_total",
+    "layout_of"}`` (``layout_of``: trajectory id -> layout name).
+    """
+    from tqdm.auto import tqdm
+
+    if not isinstance(n_trajectories, int) or n_trajectories < 1:
+        raise ValueError(f"n_trajectories must be a positive integer, got {n_trajectories!r}")
+    if not isinstance(n_test_trajectories, int) or n_test_trajectories < 0:
+        raise ValueError(f"n_test_trajectories must be a non-negative integer, got {n_test_trajectories!r}")
+    notes = make_env(env_name).spec.notes
+    train_layouts, test_layouts = list(notes.get("train_layouts") or []), list(notes.get("test_layouts") or [])
+    if not train_layouts:
+        raise ValueError(f"{env_name} names no training layouts (spec.notes['train_layouts']); use collect()")
+    if n_test_trajectories and not test_layouts:
+        raise ValueError(f"n_test_trajectories={n_test_trajectories} needs held-out layouts; {env_name} has none")
+
+    def on_layouts(layouts, n, first_id, tag):
+        out, layout_of, next_id = [], {}, first_id
+        bar = tqdm(total=n, desc=f"collect {env_name} ({'held-out' if tag else 'training'} layouts)", unit="traj")
+        for k, name in enumerate(layouts):
+            n_k = n // len(layouts) + (1 if k < n % len(layouts) else 0)
+            if n_k == 0:
+                continue
+            env_k = make_env(env_name, layout=name, horizon=horizon, **env_kwargs)
+            sub_seed = int(np.random.SeedSequence([seed, tag, k]).generate_state(1)[0])  # fixed by seed alone
+            try:
+                recs = collect(env_k, agent, n_trajectories=n_k, horizon=horizon, seed=sub_seed, progress=False)
+            finally:
+                close = getattr(env_k, "close", None)
+                if callable(close):
+                    close()
+            for r in recs:
+                r["traj_id"] += next_id
+            layout_of.update({next_id + j: name for j in range(n_k)})
+            out += recs
+            next_id += n_k
+            bar.update(n_k)
+        bar.close()
+        return out, layout_of
+
+    records, layout_of = on_layouts(train_layouts, n_trajectories, 0, tag=0)
+    if n_test_trajectories:
+        test_records, test_layout_of = on_layouts(test_layouts, n_test_trajectories, n_trajectories, tag=1)
+        splits = split_trajectories(range(n_trajectories), seed=seed, val_fraction=val_fraction, test_fraction=0.0)
+        splits["test"] = sorted(test_layout_of)
+        records += test_records
+        layout_of.update(test_layout_of)
+    else:
+        splits = split_trajectories(range(n_trajectories), seed=seed, val_fraction=val_fraction,
+                                    test_fraction=test_fraction)
+    meta = {"n_test_trajectories": n_test_trajectories,
+            "layouts": {"train": train_layouts, "test": test_layouts if n_test_trajectories else []},
+            "trajectory_layout": {str(i): name for i, name in sorted(layout_of.items())}}
+    return {"records": records, "splits": splits, "meta": meta,
+            "n_total": n_trajectories + n_test_trajectories, "layout_of": layout_of}
+
+
 def save_transitions(records: list[dict], path: str | Path, meta: dict | None = None,
                      splits: dict[str, list[int]] | None = None, seed: int = 0) -> dict:
     """Write ``records`` as JSON Lines and the sidecar, each atomically; returns the sidecar dict.
@@ -451,6 +517,6 @@ def flatten(df: pd.DataFrame, spec: EnvSpec) -> pd.DataFrame:
     return out
 
 
-__all__ = ["collect", "split_trajectories", "save_transitions", "load_transitions", "load_records",
+__all__ = ["collect", "collect_on_layouts", "split_trajectories", "save_transitions", "load_transitions", "load_records",
            "load_meta", "flatten", "dataset_path", "meta_path", "summarize_counts", "DataFileError",
            "SCHEMA_VERSION", "RECORD_KEYS", "TransitionRecord", "Sidecar"]

@@ -4,13 +4,12 @@ from __future__ import annotations
 from typing import Any
 
 
-def figures(spec: Any, df: Any, daily: Any, splits: dict, agent: str, n_total: int, **_: Any) -> list[dict]:
-    """The economics of a day: price against customers served, and customers against the cash change."""
+def figures(spec: Any, flat: Any, **_: Any) -> list[dict]:
+    """The economics of a day: price against customers served, and customers against the cash change.
+
+    ``flat`` is the transitions as :func:`cassandra_wm.data.flatten` lays them out."""
     import matplotlib.pyplot as plt
 
-    from ...data import flatten
-
-    flat = flatten(df, spec)
     ok = flat[flat["valid"]]
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(12, 4), layout="constrained")
     sc = a1.scatter(ok["next_price"], ok["next_customers"], c=ok["next_upgrade_level"], cmap="viridis", s=8, alpha=0.6)

@@ -1,11 +1,7 @@
-"""Notebook helpers for the theme park (and the real game, ``maps``): collection over layouts and figures.
+"""Notebook helpers for the theme park (and the real game, ``maps``): its figures in notebook 01.
 
-Notebook 01 calls, when the environment's kit names a views module,
-
-* :func:`collect` instead of one call to :func:`cassandra_wm.data.collect`: the training trajectories
-  are spread evenly over the training layouts and split into train and validation; with
-  ``n_test_trajectories > 0`` the test split is new trajectories on the held-out layouts;
-* :func:`figures`, which returns the park's own figures, each with a caption in Markdown.
+Notebook 01 calls :func:`figures`, which returns the park's own figures, each with a caption in
+Markdown.  (Collection over the named layouts is :func:`cassandra_wm.data.collect_on_layouts`.)
 """
 from __future__ import annotations
 
@@ -14,61 +10,6 @@ from typing import Any
 import numpy as np
 
 from .layouts import TEST_LAYOUTS, TRAIN_LAYOUTS
-
-
-def collect(env_name: str, agent: Any, n_trajectories: int, horizon: int, seed: int, val_fraction: float,
-            test_fraction: float, n_test_trajectories: int = 0, **env_kwargs: Any) -> dict:
-    """Trajectories on the named layouts; returns records, splits, extra metadata and the trajectory count."""
-    from tqdm.auto import tqdm
-
-    from ... import data
-    from ..registry import make_env
-
-    if not isinstance(n_trajectories, int) or n_trajectories < 1:
-        raise ValueError(f"n_trajectories must be a positive integer, got {n_trajectories!r}")
-    if not isinstance(n_test_trajectories, int) or n_test_trajectories < 0:
-        raise ValueError(f"n_test_trajectories must be a non-negative integer, got {n_test_trajectories!r}")
-
-    def on_layouts(layouts, n, first_id, tag):
-        out, layout_of, next_id = [], {}, first_id
-        bar = tqdm(total=n, desc=f"collect {env_name} ({'held-out' if tag else 'training'} layouts)", unit="traj")
-        for k, name in enumerate(layouts):
-            n_k = n // len(layouts) + (1 if k < n % len(layouts) else 0)
-            if n_k == 0:
-                continue
-            env_k = make_env(env_name, layout=name, horizon=horizon, **env_kwargs)
-            sub_seed = int(np.random.SeedSequence([seed, tag, k]).generate_state(1)[0])  # fixed by seed alone
-            try:
-                recs = data.collect(env_k, agent, n_trajectories=n_k, horizon=horizon, seed=sub_seed, progress=False)
-            finally:
-                close = getattr(env_k, "close", None)
-                if callable(close):
-                    close()
-            for r in recs:
-                r["traj_id"] += next_id
-            layout_of.update({next_id + j: name for j in range(n_k)})
-            out += recs
-            next_id += n_k
-            bar.update(n_k)
-        bar.close()
-        return out, layout_of
-
-    records, layout_of = on_layouts(list(TRAIN_LAYOUTS), n_trajectories, 0, tag=0)
-    if n_test_trajectories:
-        test_records, test_layout_of = on_layouts(list(TEST_LAYOUTS), n_test_trajectories, n_trajectories, tag=1)
-        splits = data.split_trajectories(range(n_trajectories), seed=seed, val_fraction=val_fraction,
-                                         test_fraction=0.0)
-        splits["test"] = sorted(test_layout_of)
-        records += test_records
-        layout_of.update(test_layout_of)
-    else:
-        splits = data.split_trajectories(range(n_trajectories), seed=seed, val_fraction=val_fraction,
-                                         test_fraction=test_fraction)
-    meta = {"n_test_trajectories": n_test_trajectories,
-            "layouts": {"train": list(TRAIN_LAYOUTS), "test": list(TEST_LAYOUTS) if n_test_trajectories else []},
-            "trajectory_layout": {str(i): name for i, name in sorted(layout_of.items())}}
-    return {"records": records, "splits": splits, "meta": meta,
-            "n_total": n_trajectories + n_test_trajectories, "layout_of": layout_of}
 
 
 def _state_at(by_traj: dict, tid: int, day: int) -> dict:
@@ -204,4 +145,4 @@ def figures(spec: Any, df: Any, daily: Any, splits: dict, agent: str, n_total: i
     return out
 
 
-__all__ = ["collect", "figures"]
+__all__ = ["figures"]
