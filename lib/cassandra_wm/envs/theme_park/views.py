@@ -22,7 +22,7 @@ def _state_at(by_traj: dict, tid: int, day: int) -> dict:
 
 
 def figures(spec: Any, df: Any, daily: Any, splits: dict, agent: str, n_total: int,
-            render_days: Any = (0, 10, 25, -1)) -> list[dict]:
+            render_days: Any = (0, 10, 25, -1), **_: Any) -> list[dict]:
     """The park's figures: ``[{"name", "caption", "figure"} ...]`` (the caller saves and shows them)."""
     import matplotlib.pyplot as plt
     import pandas as pd
