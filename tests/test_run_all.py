@@ -431,10 +431,18 @@ def test_quick_profile_end_to_end(tmp_path):
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     assert "LLM used: SmolLM2" in res.stdout
     stages = run_all.for_profile(run_all.load_stages(), "quick")
+    sys.path.insert(0, str(ROOT / "tools"))
+    try:
+        import count_notebook_images as cni
+    finally:
+        sys.path.pop(0)
     for st in stages:
         params = run_all.stage_parameters(st, "quick", 0, "local")
         assert run_all.outputs_present(st, params, tmp_path), f"{st['name']} left no outputs"
-        assert (tmp_path / "runs" / "quick" / f"{st['name']}.ipynb").exists()
+        executed = tmp_path / "runs" / "quick" / f"{st['name']}.ipynb"
+        assert executed.exists()
+        row = cni.count(executed)  # every figure a notebook saves is also shown inline
+        assert row["ok"] and row["text_only"] == 0, (st["name"], row)
     res = _run(env, "--profile", "quick")
     lines = [ln.strip() for ln in res.stdout.replace("\r", "\n").splitlines()]
     skipped = [ln for ln in lines if ln.startswith("· ") and ln.endswith("(use --force to rerun)")]
