@@ -210,5 +210,54 @@ def plot_quantile_fan(actual: np.ndarray, quantiles: np.ndarray, levels: np.ndar
     return ax
 
 
-__all__ = ["draw_dag", "draw_initial_vs_final", "draw_graphs", "plot_search_curves", "plot_quantile_fan",
+MODEL_COLORS = {"CASSANDRA": "C0", "CASS-Ind": "C1", "CASS-L": "C2", "CASS-R": "C3", "CASSANDRA (no guard)": "C4",
+                "WALL-E-MAPs": "C5", "oracle": "black"}
+
+
+def plot_money_curves(curves, title: str = "", min_band: int = 4):
+    """Money per day, one panel per planner (MCTS, MPC, ...) with the reference agents in every panel.
+
+    ``curves`` is :func:`cassandra_wm.planning.stats.money_curves`' long frame (agent, fit_seed, run, day,
+    money).  An agent's line is the mean over its episodes (fits averaged per episode seed); the band
+    is the 25-75% range over episode seeds, drawn only with at least ``min_band`` of them (fewer give
+    no useful spread).  Each world model keeps its colour across panels; agents without a planner
+    prefix (``heuristic``, ``wait only``) are grey references.
+    """
+    agents = list(dict.fromkeys(curves["agent"]))
+    planners = list(dict.fromkeys(a.split("+", 1)[0] for a in agents if "+" in a)) or [""]
+    refs = [a for a in agents if "+" not in a]
+    fig = new_figure(figsize=(6.2 * len(planners), 4.4), layout="constrained")
+    axes = fig.subplots(1, len(planners), squeeze=False, sharey=True)[0]
+    grey = ["0.35", "0.6", "0.8"]
+
+    def line(ax, agent, label, color, style, lw):
+        g = curves[curves["agent"] == agent]
+        per = g.groupby(["day", "run"])["money"].mean().unstack()
+        ax.plot(per.index, per.mean(axis=1), style, color=color, lw=lw, label=label)
+        if per.shape[1] >= min_band:
+            ax.fill_between(per.index, per.quantile(0.25, axis=1), per.quantile(0.75, axis=1), color=color,
+                            alpha=0.12, lw=0)
+
+    for ax, planner in zip(axes, planners):
+        for agent in agents:
+            if "+" not in agent or agent.split("+", 1)[0] != planner:
+                continue
+            model = agent.split("+", 1)[1]
+            base = model.split(" (", 1)[0] if model not in MODEL_COLORS else model
+            color = MODEL_COLORS.get(model, MODEL_COLORS.get(base, "C6"))
+            variant = model != base and model not in MODEL_COLORS  # e.g. "oracle (C.4: 3 days, wait)"
+            line(ax, agent, model, color, ":" if variant else "-", 2.2 if base == "oracle" else 1.6)
+        for k, agent in enumerate(refs):
+            line(ax, agent, agent, grey[k % len(grey)], "--", 1.4)
+        ax.set_title(f"{planner} agents" if planner else "agents")
+        ax.set_xlabel("day")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, ncol=2)
+    axes[0].set_ylabel("money")
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+__all__ = ["plot_money_curves", "draw_dag", "draw_initial_vs_final", "draw_graphs", "plot_search_curves", "plot_quantile_fan",
            "circular_layout", "dag_graph", "new_figure", "figure_png", "COLORS"]
