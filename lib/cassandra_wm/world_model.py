@@ -372,8 +372,14 @@ class _Base:
         self._reward = _getter(spec.variable(spec.reward_variable).path)
         self.counters: Counter = _new_counters()
 
+    def use_value(self, fn: Callable[[dict], float]) -> None:
+        """Let :meth:`reward` (what a planner maximises) return ``fn(state)`` instead of the reward variable."""
+        if not callable(fn):
+            raise TypeError(f"value must be a function of the state, got {fn!r}")
+        self._reward = fn
+
     def reward(self, states: Sequence[dict]) -> np.ndarray:
-        """The reward variable (money) of each state, as floats."""
+        """The reward variable (money) of each state, as floats (or the function set by :meth:`use_value`)."""
         g = self._reward
         return np.fromiter((float(g(s)) for s in states), dtype=np.float64, count=len(states))
 
