@@ -25,7 +25,8 @@ a staff member's target) are neither modelled nor used as inputs, so the fields 
 never saw.  Lists of plain values (the park's exact ``/hidden/cleanliness`` grid, which only the simulator
 reads) are not modelled.
 
-Numeric targets are daily changes, standardised; a sampled value is kept within the range the training data
+Inputs are standardised and bounded like the network's (``encoding.Z_CLIP``).  Numeric targets are daily changes,
+standardised; a sampled value is kept within the range the training data
 show for that field (``clipped:<field>`` counts the values pulled back; a non-finite draw keeps the previous
 value, ``nonfinite:<field>``).  Integer fields are rounded, true/false fields are sampled as two classes.
 
@@ -50,7 +51,7 @@ import torch
 from ..envs.base import EnvSpec, coerce_action, get_path, pointer_tokens
 from ..report import atomic_write_text, provenance as _provenance
 from .conditionals import Conditional, FitSettings, fit_conditional, node_seed
-from .encoding import Encoder, as_records
+from .encoding import Z_CLIP, Encoder, as_records
 
 FORMAT = 1
 WAIT = "wait"
@@ -157,7 +158,7 @@ class ItemLayout:
             v = np.fromiter((_num(it.get(name)) for it in items), dtype=np.float64, count=len(items))
             z = (v - m) / sd
             z[~np.isfinite(z)] = 0.0
-            out[:, j] = z
+            out[:, j] = np.clip(z, -Z_CLIP, Z_CLIP)  # an item unlike any in the data stays a bounded input
         col = len(self.numeric)
         for name, cats in self.strings:
             idx = {c: i for i, c in enumerate(cats)}
@@ -436,6 +437,7 @@ class IndependentFields:
             m, sd = fm.prev_stats
             z = np.array([(_num(prev[i]) - m) / sd for i in have], dtype=np.float32)
             z[~np.isfinite(z)] = 0.0
+            z = np.clip(z, -Z_CLIP, Z_CLIP)
             inp = torch.cat([xt[torch.as_tensor(have)], torch.as_tensor(z).unsqueeze(1)], dim=1)
             vals = self._draw(fm, inp, [prev[i] for i in have], generator, counts)
             for i, v in zip(have, vals):
