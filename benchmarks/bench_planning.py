@@ -15,7 +15,14 @@ states along a heuristic episode).  On a shared machine the CPU time is the figu
 core needs (torch runs on one thread); the wall time also counts waiting for other processes.
 ``--profile`` adds a cProfile listing of one decision.
 
+With ``--env theme_park``: one MCTS decision of stage 05_planning_theme_park (target: at most 3 s on one
+core) at that stage's budget (24 iterations x 2 rollouts, 8 proposals, the park kit's tree depth 2 and 6-day
+look-ahead with the heuristic manager), planning with a saved park network of notebook 04 plus the independent
+conditionals of the other fields (saved by the stage under ``data/<profile>/theme_park/fields/seed<k>``, else
+fitted here), guarded, on states along a heuristic episode on a held-out layout.
+
 Usage: python benchmarks/bench_planning.py [--decisions 8] [--profile-name full] [--bn DIR] [--profile]
+       python benchmarks/bench_planning.py --env theme_park [--profile-name quick] [--iterations 24]
 """
 from __future__ import annotations
 
@@ -65,8 +72,9 @@ def time_decisions(agent, starts):
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--decisions", type=int, default=8, help="planning decisions to time")
-    ap.add_argument("--iterations", type=int, default=90)
-    ap.add_argument("--n-proposals", type=int, default=100)
+    ap.add_argument("--env", default="coffee_shop", choices=["coffee_shop", "theme_park"])
+    ap.add_argument("--iterations", type=int, default=None, help="default: 90 (coffee shop), 24 (theme park)")
+    ap.add_argument("--n-proposals", type=int, default=None, help="default: 100 (coffee shop), 8 (theme park)")
     ap.add_argument("--bn", default=None, help="directory of a saved BayesNet (default: look under data/)")
     ap.add_argument("--profile-name", default="full", help="profile whose saved network and data to use")
     ap.add_argument("--graph", default="CASSANDRA")
@@ -76,6 +84,10 @@ def main() -> None:
     args = ap.parse_args()
 
     torch.set_num_threads(1)
+    if args.env == "theme_park":
+        return main_park(args)
+    args.iterations = args.iterations or 90
+    args.n_proposals = args.n_proposals or 100
     env = make_env("coffee_shop")
     src = args.bn or find_saved(args.profile_name, args.graph, args.fit_seed)
     t0 = time.perf_counter()
@@ -131,6 +143,61 @@ def main() -> None:
         pr = cProfile.Profile()
         pr.enable()
         agents["MCTS"].act(starts[-1])
+        pr.disable()
+        pstats.Stats(pr).sort_stats("cumulative").print_stats(25)
+
+
+def main_park(args) -> None:
+    from cassandra_wm.planning import load_networks
+    from cassandra_wm.structure.independent import IndependentFields, WithIndependentFields
+    env = make_env("theme_park", split="test")
+    prof = args.profile_name
+    t0 = time.perf_counter()
+    net = BayesNet.load(args.bn) if args.bn else load_networks("theme_park", prof, [args.graph], [args.fit_seed])[
+        (args.graph, args.fit_seed)]  # a clear error names the stage to run when it is missing
+    ds = data.dataset_path("theme_park", prof)
+    train, val = data.load_records(ds, split="train"), data.load_records(ds, split="val")
+    fdir = paths.data_dir("theme_park", prof, create=False) / "fields" / f"seed{args.fit_seed}"
+    if (fdir / "fields.json").exists():
+        fields, how = IndependentFields.load(fdir, env.spec), f"loaded from {fdir}"
+    else:
+        exclude = list(net.nodes) + [v for v in ("bankrupt",) if v in env.spec.variable_names()]
+        fields, how = IndependentFields.fit(env.spec, train, val, exclude=exclude, seed=args.fit_seed), "fitted here"
+    model = WithIndependentFields(net, fields)
+    support = DataSupport.from_transitions(env.spec, train)
+    print(f"network {net!r} ({prof} profile), {fields!r} {how} ({time.perf_counter() - t0:.1f} s)")
+    cfg = MCTSConfig.for_env("theme_park", iterations=args.iterations or 24, rollouts=2,
+                             n_proposals=args.n_proposals or 8, support_penalty=1.0)
+    agent = build_agent(AgentSpec("MCTS", "mcts", args.graph, args.fit_seed, asdict(cfg), guard="on"), env, model,
+                        support, seed=0)
+    from cassandra_wm.envs.registry import make_agent
+    from cassandra_wm.planning import layout_seeds
+    heur, rng = make_agent(env, "heuristic", seed=0), np.random.default_rng(1)
+    s = env.reset(layout_seeds(1)[0])
+    starts = []
+    for day in range(48):
+        if day % max(1, 48 // args.decisions) == 0:
+            starts.append(s)
+        s, _, info = env.step(heur.act(s, rng))
+        if info.get("done"):
+            break
+    starts = starts[:args.decisions]
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    print(f"machine: {os.cpu_count()} cores, load average {load:.1f} at the start; torch threads 1\n")
+    wall, cpu = time_decisions(agent, starts)
+    print(f"MCTS decision, theme park ({cfg}):")
+    print(f"  {len(wall)} decisions on days {[st['step'] for st in starts]}: CPU time median "
+          f"{statistics.median(cpu):.3f} s (min {min(cpu):.3f}, max {max(cpu):.3f})  <- one core; target <= 3 s")
+    print(f"  wall time median {statistics.median(wall):.3f} s (min {min(wall):.3f}, max {max(wall):.3f})")
+    last = agent.last
+    print(f"  {last.model_steps} model calls, {last.transitions} sampled transitions per decision, "
+          f"{len(last.candidates)} root candidates")
+    c = agent.model.counters_dict()
+    print(f"  out-of-support share of sampled rows: {c.get('out_of_support_rows', 0) / max(c.get('network_rows', 1), 1):.2%}")
+    if args.profile:
+        pr = cProfile.Profile()
+        pr.enable()
+        agent.act(starts[-1])
         pr.disable()
         pstats.Stats(pr).sort_stats("cumulative").print_stats(25)
 

@@ -11,10 +11,18 @@ action's validity.  Two sources exist:
   ``deterministic_step`` (the paper's coffee-shop setting: "all planning
   evaluations use the ground truth simulator for deterministic effects");
 * :class:`CodeModelDeterministic` wraps the learned code model phi of the code
-  stream (``cassandra_wm.codewm``); see its docstring for the contract.
+  stream (``cassandra_wm.codewm``); see its docstring for the contract.  For a state
+  with lists the code model does not return (the park's rides, shops and staff), a
+  ``structure`` source lays them out;
+* :class:`FallbackDeterministic` puts a second source (the simulator's step) behind
+  the first for the rows the first cannot predict, and counts which served each row.
 
 The first factor is the fitted Bayesian network (``cassandra_wm.structure.bn``):
 any object with ``sample(prev_states, actions, next_det, rng) -> {node: array}``.
+A stochastic model may also have ``write_fields(next_states)``, called after its
+variables are written, to fill fields outside the spec's variables (the park's
+items, see :mod:`cassandra_wm.structure.independent`), and ``guarded_nodes``, the
+variables the support guard checks (default: every sampled one).
 
 :class:`WorldModel` puts the two together behind ``sample_next(states, actions,
 n, rng) -> (next_states, valid)``; :class:`OracleModel` puts the real simulator
@@ -180,14 +188,19 @@ class CodeModelDeterministic:
     instead of row-by-row calls.
     """
 
-    def __init__(self, code_model: Any, spec: EnvSpec):
+    def __init__(self, code_model: Any, spec: EnvSpec, structure: Any | None = None):
         if not (hasattr(code_model, "predict") or hasattr(code_model, "predict_batch")):
             raise TypeError(f"{type(code_model).__name__} has neither predict(state, action) nor "
                             "predict_batch(states, actions)")
+        if structure is not None and not hasattr(structure, "step"):
+            raise TypeError(f"structure must be a deterministic source with step(), got {type(structure).__name__}")
         self.model = code_model
         self.spec = spec
+        self.structure = structure
         self.name = f"code:{getattr(code_model, 'name', type(code_model).__name__)}"
         self._det = [(v.name, _getter(v.path)) for v in spec.deterministic]
+        self._writer = _Writer(spec)
+        self.last_counts: dict[str, int] = {}
 
     def _one(self, state: dict, action: dict) -> tuple[dict, bool, str | None]:
         if hasattr(self.model, "predict"):
@@ -216,11 +229,82 @@ class CodeModelDeterministic:
             rows = [self._read(s, *o) for s, o in zip(states, outs)]
         else:
             rows = [self._one(s, a) for s, a in zip(states, actions)]
-        return ([r[0] for r in rows], np.array([r[1] for r in rows], dtype=bool), [r[2] for r in rows])
+        vals, valid, errs = [r[0] for r in rows], np.array([r[1] for r in rows], dtype=bool), [r[2] for r in rows]
+        self.last_counts = {}
+        if self.structure is not None:
+            vals = self._with_structure(states, actions, vals, valid)
+        return vals, valid, errs
+
+    def _with_structure(self, states: Sequence[dict], actions: Sequence[dict], vals: list[dict],
+                        valid: np.ndarray) -> list[dict]:
+        """Full next states: the lists the code model does not return (the park's rides, shops, staff)
+        from ``structure`` where both agree the action is valid, else the previous state; the
+        deterministic variables and the validity are phi's."""
+        base, ok, _ = self.structure.step(states, actions)
+        out, disagree = [], 0
+        for s, b, o, v, phi_ok in zip(states, base, np.asarray(ok, dtype=bool), vals, valid):
+            disagree += bool(o) != bool(phi_ok)
+            full = dict(b) if (o and phi_ok and isinstance(b, dict)) else dict(s)
+            copied: set = set()
+            for name, x in v.items():
+                self._writer.set(full, name, x, copied)
+            out.append(full)
+        self.last_counts = {"det_validity_disagreements": disagree}
+        return out
 
     def check(self, state: dict, action: dict) -> tuple[bool, str | None]:
         _, ok, err = self._one(state, action)
         return ok, err
+
+
+class FallbackDeterministic:
+    """A deterministic source (a code model) with another (the simulator's own step) standing in for the
+    rows it cannot predict: rows whose call raised (a batch that raises is retried row by row), reported an
+    execution error (``E_exec``) or returned no next state.  ``last_counts`` (added to the world model's counters) says which source served how many
+    rows: ``det_rows:<primary>`` and ``det_fallback_rows``."""
+
+    def __init__(self, primary: Any, fallback: Any):
+        for src in (primary, fallback):
+            if not hasattr(src, "step"):
+                raise TypeError(f"{type(src).__name__} is not a deterministic source (no step())")
+        self.primary, self.fallback = primary, fallback
+        self.name = f"{primary.name}, {fallback.name} where it fails"
+        self.last_counts: dict[str, int] = {}
+
+    def step(self, states: Sequence[dict], actions: Sequence[dict]) -> tuple[list[dict], np.ndarray, list]:
+        states, actions = list(states), list(actions)
+        try:
+            vals, ok, errs = self._primary(states, actions)
+        except Exception:  # noqa: BLE001 - generated code may fail in any way: retry row by row
+            vals, ok, errs = [None] * len(states), np.zeros(len(states), dtype=bool), [None] * len(states)
+            for i, (s, a) in enumerate(zip(states, actions)):
+                try:
+                    v, o, e = self._primary([s], [a])
+                    vals[i], ok[i], errs[i] = v[0], o[0], e[0]
+                except Exception:  # noqa: BLE001
+                    pass
+        bad = [i for i, (v, e) in enumerate(zip(vals, errs))
+               if not isinstance(v, dict) or (isinstance(e, str) and e.startswith(EXEC_ERROR))]
+        counts = dict(getattr(self.primary, "last_counts", None) or {})
+        if bad:
+            fv, fo, fe = self.fallback.step([states[i] for i in bad], [actions[i] for i in bad])
+            for j, i in enumerate(bad):
+                vals[i], ok[i], errs[i] = fv[j], bool(fo[j]), fe[j]
+        counts[f"det_rows:{self.primary.name}"] = len(states) - len(bad)
+        counts["det_fallback_rows"] = len(bad)
+        self.last_counts = counts
+        return vals, ok, errs
+
+    def _primary(self, states: list, actions: list) -> tuple[list, np.ndarray, list]:
+        vals, ok, errs = self.primary.step(states, actions)
+        vals, ok, errs = list(vals), np.array(ok, dtype=bool), list(errs)
+        if len(vals) != len(states) or ok.shape != (len(states),) or len(errs) != len(states):
+            raise ValueError("the primary source returned the wrong number of rows")
+        return vals, ok, errs
+
+    def check(self, state: dict, action: dict) -> tuple[bool, str | None]:
+        _, ok, err = self.step([state], [action])
+        return bool(ok[0]), err[0]
 
 
 # -- terminal states and bookkeeping -----------------------------------------------
@@ -288,8 +372,14 @@ class _Base:
         self._reward = _getter(spec.variable(spec.reward_variable).path)
         self.counters: Counter = _new_counters()
 
+    def use_value(self, fn: Callable[[dict], float]) -> None:
+        """Let :meth:`reward` (what a planner maximises) return ``fn(state)`` instead of the reward variable."""
+        if not callable(fn):
+            raise TypeError(f"value must be a function of the state, got {fn!r}")
+        self._reward = fn
+
     def reward(self, states: Sequence[dict]) -> np.ndarray:
-        """The reward variable (money) of each state, as floats."""
+        """The reward variable (money) of each state, as floats (or the function set by :meth:`use_value`)."""
         g = self._reward
         return np.fromiter((float(g(s)) for s in states), dtype=np.float64, count=len(states))
 
@@ -456,6 +546,11 @@ class WorldModel(_Base):
             oos = self._keep_in_support(ls, sampled)
             self.last_out_of_support[live] = oos
         self._write_stochastic(ls, nxt, sampled)
+        write_fields = getattr(self.stochastic, "write_fields", None)
+        if write_fields is not None:  # fields outside the spec's variables (e.g. the park's items)
+            for k, c in (write_fields(next_states) or {}).items():
+                self.counters[k] += int(c)
+            self.counters["field_rows"] += len(ls)
         for (ns, _), s, i in zip(nxt, ls, live):
             self.bookkeeping(s, ns)
             out[i] = ns
@@ -488,7 +583,10 @@ class WorldModel(_Base):
         sup = self.support
         rows = np.zeros(len(prev), dtype=bool)
         acc = {v.name for v, _ in self._acc} | set(getattr(sup, "accumulators", ()))
+        guarded = getattr(self.stochastic, "guarded_nodes", None)  # None: every sampled variable
         for name, arr in list(sampled.items()):
+            if guarded is not None and name not in guarded:
+                continue
             v = self._var.get(name)
             if v is None or v.kind != "stochastic" or v.type != "numeric":
                 continue
@@ -530,6 +628,8 @@ class WorldModel(_Base):
             index.append(j)
         try:
             vals, ok, errs = self.deterministic.step(uniq_s, uniq_a)
+            for k, c in (getattr(self.deterministic, "last_counts", None) or {}).items():
+                self.counters[k] += int(c)
             ok = np.asarray(ok, dtype=bool)
             if len(vals) != len(uniq_s) or ok.shape != (len(uniq_s),):
                 raise ValueError(f"deterministic source returned {len(vals)} rows for {len(uniq_s)}")
@@ -675,4 +775,5 @@ class OracleModel(_Base):
 
 
 __all__ = ["EXEC_ERROR", "WorldModel", "OracleModel", "DeterministicSource", "SimulatorDeterministic", "CodeModelDeterministic",
+           "FallbackDeterministic",
            "default_terminal", "default_bookkeeping"]

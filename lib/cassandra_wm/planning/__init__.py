@@ -6,7 +6,7 @@ proposers); :mod:`.support` (keeping learned models inside their data); :mod:`.r
 :mod:`.executor` (serial, local processes, Dask); :mod:`.episodes` (playing and storing episodes);
 :mod:`.stats` (tables); :mod:`.diagnostics` (why an agent plans well or badly).
 """
-from .episodes import heldout_seeds, play_agents, play_episode
+from .episodes import heldout_seeds, layout_seeds, play_agents, play_episode
 from .executor import make_executor
 from .mcts import MCTS, MCTSAgent, MCTSConfig, PlanResult
 from .mpc import MPCConfig, SampledMPCAgent
@@ -19,4 +19,4 @@ __all__ = ["MCTS", "MCTSAgent", "MCTSConfig", "PlanResult", "MPCConfig", "Sample
            "CoffeeShopProposer", "SpecProposer", "ThemeParkProposer", "make_proposer", "WaitRollout",
            "RandomProposalRollout", "AgentRollout", "make_rollout_policy", "DataSupport", "SupportGuard",
            "GuardedProposer", "GuardedRollout", "AgentSpec", "build_agent", "standard_roster", "load_networks",
-           "make_executor", "heldout_seeds", "play_agents", "play_episode"]
+           "make_executor", "heldout_seeds", "layout_seeds", "play_agents", "play_episode"]

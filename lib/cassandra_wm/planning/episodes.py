@@ -44,6 +44,20 @@ def heldout_seeds(n: int, seed: int = 0) -> list[int]:
     return [2 ** 32 + int(c.generate_state(1)[0]) for c in children]
 
 
+def layout_seeds(n: int, seed: int = 0, n_layouts: int = 3) -> list[int]:
+    """``n`` consecutive held-out episode seeds starting at a multiple of ``n_layouts``: an environment that picks
+    its layout as the seed modulo the number of layouts (the theme park's held-out split) plays episode ``k`` on
+    layout ``k mod n_layouts``, so every layout gets the same number of episodes (``n`` a multiple of it)."""
+    if isinstance(n_layouts, bool) or not isinstance(n_layouts, int) or n_layouts < 1:
+        raise ValueError(f"n_layouts must be a positive integer, got {n_layouts!r}")
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"n must be a positive integer, got {n!r}")
+    base = heldout_seeds(1, seed)[0] // n_layouts * n_layouts
+    if base < 2 ** 32:  # stay clear of the collection seeds
+        base += n_layouts
+    return [base + k for k in range(n)]
+
+
 def agent_seed(seed: int, run: int) -> int:
     """The seed of the generator an agent acts with in episode ``run`` (episode seed ``seed``)."""
     return int(seed) + 7919 * (int(run) + 1)
@@ -304,5 +318,5 @@ def _sorted(records: list[dict], roster: Sequence[Any]) -> list[dict]:
     return sorted(records, key=lambda r: (order.get((r["agent"], r.get("fit_seed")), 10 ** 6), r["run"]))
 
 
-__all__ = ["heldout_seeds", "agent_seed", "play_episode", "play_agents", "settings_key", "agent_settings",
+__all__ = ["heldout_seeds", "layout_seeds", "agent_seed", "play_episode", "play_agents", "settings_key", "agent_settings",
            "code_version", "load_results", "EpisodeFailures", "TIMING_FIELDS", "EVAL_TAG"]

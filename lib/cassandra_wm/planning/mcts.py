@@ -18,7 +18,13 @@ Appendix C.4 of the paper, with the look-ahead separated from the tree:
 * The value of a simulation is the predicted reward variable (money) at the end of
   the look-ahead, averaged over its rollouts; with ``discount`` < 1 each day's change
   of money is discounted (``r_0 + sum_t discount**(t-1) * (r_t - r_{t-1})``).  No
-  value function is used.  Optional penalties: ``terminal_penalty`` for rollouts that
+  value function is used; ``value`` may name a function of the state to use in place of
+  money (the park's: money plus the resale value of its rides and shops, so a ride bought
+  in the look-ahead is not counted as its whole price lost).  With ``propose_policy`` the
+  rollout policy's own action is always a candidate, so the search weighs what the
+  heuristic manager would do against the random proposals, and keeps it unless the
+  search's choice beats it by more than one standard error of the difference of their
+  means (a noisy simulator otherwise swaps a good default for a lucky draw).  Optional penalties: ``terminal_penalty`` for rollouts that
   end terminal (bankrupt), ``support_penalty`` (in units of the data's spread of daily
   money changes, ``model.support_scale``) per day on which the model had to be pulled
   back inside its training data (``model.last_out_of_support``, see
@@ -60,7 +66,7 @@ import numpy as np
 from ..envs.base import format_action
 from ..paper import (MCTS_ITERATIONS, MCTS_LOOKAHEAD, MCTS_PROPOSALS, MCTS_ROLLOUT_POLICY, MCTS_ROLLOUTS,
                      MCTS_TREE_DEPTH)
-from .rollouts import RolloutPolicy, check_rollout_policy, make_rollout_policy
+from .rollouts import PolicyProposer, RolloutPolicy, check_rollout_policy, make_rollout_policy
 
 
 class PlanningModel(Protocol):
@@ -112,6 +118,8 @@ class MCTSConfig:
     final: str = "visits"              # pick the root child with most "visits" or best mean "value"
     terminal_penalty: float = 0.0      # subtracted from the value of rollouts that end terminal
     support_penalty: float = 0.0       # per out-of-support day, in units of model.support_scale
+    value: str = ""                    # "module:function" state -> worth the planner maximises ("": money)
+    propose_policy: bool = False       # also propose the rollout policy's own action (after wait)
 
     def validate(self) -> "MCTSConfig":
         for name in ("iterations", "rollouts", "n_proposals", "tree_depth", "lookahead", "batch"):
@@ -130,6 +138,9 @@ class MCTSConfig:
             if not (isinstance(v, (int, float)) and v >= 0):
                 raise ValueError(f"MCTSConfig.{name} must be a number >= 0, got {v!r}")
         check_rollout_policy(self.rollout_policy)
+        if self.value:
+            from .roster import resolve_builder
+            resolve_builder(self.value, "MCTSConfig.value")
         return self
 
     @classmethod
@@ -226,6 +237,8 @@ class MCTS:
         # the rollout agent is seeded (the agent's seed, else 0), so a rerun plays the same rollouts
         self.rollout = rollout_policy or make_rollout_policy(self.config.rollout_policy, proposer,
                                                              self.config.n_proposals, seed=0 if seed is None else seed)
+        if self.config.propose_policy:
+            self.proposer = PolicyProposer(proposer, self.rollout)
 
     # -- one decision ----------------------------------------------------
     def plan(self, state: dict, rng: np.random.Generator | None = None) -> PlanResult:
@@ -240,6 +253,7 @@ class MCTS:
         self._steps = 0
         self._rows = 0
         self._lo, self._hi = math.inf, -math.inf
+        self._root_policy = None
         if bool(self.model.is_terminal([state])[0]):
             wait = self.proposer.wait_action()
             return PlanResult(wait, [], [format_action(wait)], 0, 0, 0, time.perf_counter() - t0,
@@ -276,8 +290,17 @@ class MCTS:
 
     def _final_child(self, root: Node) -> Node:
         if self.config.final == "value":
-            return max(root.children, key=lambda c: (c.mean if c.n else -math.inf, c.n))
-        return max(root.children, key=lambda c: (c.n, c.mean if c.n else -math.inf))
+            best = max(root.children, key=lambda c: (c.mean if c.n else -math.inf, c.n))
+        else:
+            best = max(root.children, key=lambda c: (c.n, c.mean if c.n else -math.inf))
+        own = [c for c in root.children if c.text == self._root_policy and c.n]
+        if not own or own[0] is best or not best.n:
+            return best
+        # the rollout policy's own action stays unless the search's choice beats it by one standard error
+        own = own[0]
+        r = self.config.rollouts
+        var = [max(c.w2 / (c.n * r) - c.mean ** 2, 0.0) / (c.n * r) for c in (best, own)]
+        return best if best.mean - own.mean > math.sqrt(sum(var)) else own
 
     def _descend(self, root: Node, rng: np.random.Generator) -> list[Node]:
         """Select a path from the root and expand one untried action at its end."""
@@ -288,6 +311,8 @@ class MCTS:
                 if node.rep is None:  # its first simulation is still in this batch
                     break
                 props = self.proposer.propose(node.rep, rng, cfg.n_proposals)
+                if node.depth == 0:
+                    self._root_policy = getattr(self.proposer, "last_own", None)
                 order = rng.permutation(len(props))
                 node.untried = [props[i] for i in order]
             if node.untried:

@@ -60,6 +60,49 @@ class AgentRollout:
         return [act(s, rng) for s in states]
 
 
+class PolicyProposer:
+    """A proposer that also offers the rollout policy's action for the state (right after wait, when it is valid
+    and not already drawn), so a search can weigh what its rollout policy would do against random proposals."""
+
+    def __init__(self, proposer: Any, policy: RolloutPolicy, seed: int = 0):
+        self.proposer = proposer
+        self.policy = policy
+        self.rng = np.random.default_rng(seed)
+        self.stats_policy = {"offered": 0, "invalid": 0}
+        self.last_own: str | None = None  # the text of the policy's action in the latest proposal set
+
+    def wait_action(self) -> dict:
+        return self.proposer.wait_action()
+
+    def propose(self, state: dict, rng: np.random.Generator, n: int = 100) -> list[dict]:
+        from ..envs.base import format_action
+        acts = self.proposer.propose(state, rng, n)
+        self.last_own = None
+        try:
+            own = self.policy([state], self.rng)[0]
+        except Exception:  # noqa: BLE001 - a policy that fails offers nothing
+            return acts
+        if isinstance(own, str):
+            from ..envs.base import coerce_action
+            own = coerce_action(own)
+        texts = [format_action(a) for a in acts]
+        if format_action(own) in texts:
+            self.last_own = format_action(own)
+            return acts
+        check = getattr(self.proposer, "check", None)
+        if check is not None and not check(state, own)[0]:
+            self.stats_policy["invalid"] += 1
+            return acts
+        self.stats_policy["offered"] += 1
+        self.last_own = format_action(own)
+        return acts[:1] + [own] + acts[1:]
+
+    def __getattr__(self, name: str) -> Any:  # check, stats, spec ... of the wrapped proposer
+        if name in ("proposer", "policy", "rng", "stats_policy", "last_own"):
+            raise AttributeError(name)
+        return getattr(self.proposer, name)
+
+
 ROLLOUT_POLICIES = ("heuristic", "wait", "random")
 
 
@@ -89,5 +132,5 @@ def make_rollout_policy(name: str, proposer: Any, n_proposals: int = 100, seed: 
     return AgentRollout(rollout_agent(proposer.spec, seed=seed))
 
 
-__all__ = ["ROLLOUT_POLICIES", "RolloutPolicy", "WaitRollout", "RandomProposalRollout", "AgentRollout",
+__all__ = ["PolicyProposer", "ROLLOUT_POLICIES", "RolloutPolicy", "WaitRollout", "RandomProposalRollout", "AgentRollout",
            "check_rollout_policy", "rollout_agent", "make_rollout_policy"]

@@ -148,6 +148,8 @@ def build_agent(spec: AgentSpec, env: Any, network: Any = None, support: Any = N
             raise ValueError(f"{spec.label}: guard={spec.guard!r} needs the training data's support")
         model = WorldModel(env.spec, det, network, name=spec.model, support=use,
                            support_mode="clip" if spec.guard == "on" else "count")
+    if getattr(cfg, "value", ""):
+        model.use_value(resolve_builder(cfg.value, spec.label))
     proposer = make_proposer(env.spec, det)
     rollout = None
     if spec.guard == "on" and spec.learned:
@@ -219,7 +221,11 @@ def standard_roster(env_name: str, graphs: Sequence[str] = GRAPH_NAMES, fit_seed
 
 
 def _plain(cfg: Any) -> dict:
-    return {k: v for k, v in asdict(cfg).items()}
+    # settings added later are left out at their defaults, so rosters that never set them keep their results keys
+    return {k: v for k, v in asdict(cfg).items() if not (k in _OPTIONAL and v == _OPTIONAL[k])}
+
+
+_OPTIONAL = {"value": "", "propose_policy": False}  # settings added later: left out at their defaults
 
 
 # -- fitted networks -------------------------------------------------------------------------

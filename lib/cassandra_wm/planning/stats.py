@@ -191,4 +191,79 @@ def annotated_episode(record: dict, top: int = 3):
 
 
 __all__ = ["t_quantile", "mean_ci", "per_seed", "paired_difference", "summary_table", "money_curves",
-           "counters_table", "action_counts", "annotated_episode"]
+           "counters_table", "action_counts", "annotated_episode", "SURVIVAL_DAYS", "bankruptcy_day", "survival_table",
+           "survival_text", "survival_curves"]
+
+
+# -- survival (the theme park's table 2) -------------------------------------------------------------
+
+SURVIVAL_DAYS = (10, 20, 30, 40, 50)
+
+
+def bankruptcy_day(record: dict) -> int | None:
+    """The day a run went bankrupt (its last day: a bankrupt park stops), None if it stayed solvent."""
+    return int(record.get("days", len(record.get("money", [])) - 1)) if record.get("bankrupt") else None
+
+
+def survival_table(records: Iterable[dict], days: Sequence[int] = SURVIVAL_DAYS, oracle: str | None = "MCTS+oracle",
+                   heuristic: str | None = "heuristic", level: float = 0.95):
+    """Per agent: the share of runs still solvent after each of ``days`` (with its Wilson 95% interval:
+    ``solvent_d<day>``, ``_low``, ``_high``), days beyond what was played left out; final money (mean with the
+    t-based interval over seeds, paired differences to the references, from :func:`summary_table`);
+    bankruptcies, the mean bankruptcy day among them and invalid actions per run."""
+    import pandas as pd
+    from ..baselines.evaluate import survived, wilson
+    recs = list(records)
+    by = _by_agent(recs)
+    played = min((int(r.get("days_budget", r.get("days", 0))) for r in recs), default=0)
+    money = summary_table(recs, oracle=oracle, heuristic=heuristic, level=level).set_index("agent")
+    rows = []
+    for agent, rs in by.items():
+        row: dict[str, Any] = {"agent": agent, "runs": len(rs)}
+        for d in days:
+            if d > played:
+                continue
+            k = sum(survived(r, d) for r in rs)
+            lo, hi = wilson(k, len(rs))
+            row[f"solvent_d{d}"], row[f"solvent_d{d}_low"], row[f"solvent_d{d}_high"] = k / len(rs), lo, hi
+        m = money.loc[agent]
+        row.update({"final_money_mean": m["final_money_mean"], "ci95_low": m["ci95_low"], "ci95_high": m["ci95_high"]})
+        for c in ("vs_heuristic", "vs_heuristic_low", "vs_heuristic_high", "vs_oracle", "vs_oracle_low",
+                  "vs_oracle_high"):
+            if c in money.columns:
+                row[c] = m[c]
+        broke = [bankruptcy_day(r) for r in rs if r.get("bankrupt")]
+        row.update({"bankruptcies": len(broke), "bankruptcy_day_mean": float(np.mean(broke)) if broke else float("nan"),
+                    "bankruptcy_day_min": min(broke) if broke else float("nan"),
+                    "invalid_actions_per_run": float(np.mean([r.get("invalid_actions", 0) for r in rs])),
+                    "out_of_support_share": m.get("out_of_support_share", float("nan")),
+                    "seconds_per_decision": m["seconds_per_decision"]})
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def survival_text(table, days: Sequence[int] = SURVIVAL_DAYS):
+    """The survival columns of :func:`survival_table` as 'share [low, high]' strings, one per day (for print)."""
+    out = table[["agent", "runs"]].copy()
+    for d in days:
+        c = f"solvent_d{d}"
+        if c in table.columns:
+            out[f"day {d}"] = [f"{p:.0%} [{lo:.0%}, {hi:.0%}]" for p, lo, hi in
+                               zip(table[c], table[f"{c}_low"], table[f"{c}_high"])]
+    return out
+
+
+def survival_curves(records: Iterable[dict], days: int | None = None):
+    """Long frame (agent, day, solvent, runs, low, high): the share of runs solvent after each day with its
+    Wilson 95% interval."""
+    import pandas as pd
+    from ..baselines.evaluate import survived, wilson
+    recs = list(records)
+    horizon = days if days is not None else max((int(r.get("days_budget", r.get("days", 0))) for r in recs), default=0)
+    rows = []
+    for agent, rs in _by_agent(recs).items():
+        for d in range(horizon + 1):
+            k = sum(survived(r, d) for r in rs)
+            lo, hi = wilson(k, len(rs))
+            rows.append({"agent": agent, "day": d, "solvent": k / len(rs), "runs": len(rs), "low": lo, "high": hi})
+    return pd.DataFrame(rows)

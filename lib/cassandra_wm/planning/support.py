@@ -51,6 +51,8 @@ def _num(x: Any) -> float:
         return math.nan
 
 
+CLOCKS = ("day", "step")  # day counters (the world model's bookkeeping advances them): never a reason to refuse
+
 class DataSupport:
     """The region of states and actions covered by a set of training transitions (module docstring)."""
 
@@ -171,6 +173,8 @@ class DataSupport:
             return None
         flat = set(self.deterministic).issuperset(next_det)
         for vname in self.deterministic:
+            if vname in CLOCKS:  # the calendar moves it, not the action (the park's step)
+                continue
             var = spec.variable(vname)
             try:
                 new = next_det[vname] if flat else get_path(next_det, var.path)
