@@ -74,3 +74,11 @@ def test_no_import_cycles_between_modules():
     assert g.number_of_edges() > 50  # the scan sees the package's imports
     cycles = [c for c in nx.simple_cycles(g) if len(c) > 1]
     assert cycles == [], f"import cycles: {cycles[:5]}"
+
+
+def test_the_method_does_not_import_its_baselines():
+    """The baselines are built on planning and the world model, never the other way round."""
+    g = _imports(_modules())
+    back = sorted((a, b) for a, b in g.edges if b.startswith("cassandra_wm.baselines")
+                  and not a.startswith("cassandra_wm.baselines"))
+    assert back == [], f"modules importing the baselines: {back}"

@@ -17,7 +17,6 @@ rate from the model's own guard-rail counters (values it had to clip or replace)
 """
 from __future__ import annotations
 
-import math
 import time
 from collections import Counter
 from typing import Any, Sequence
@@ -26,6 +25,7 @@ import numpy as np
 
 from ..envs.base import EnvSpec, VariableSpec, get_path
 from ..metrics import accuracy, f1_score, observation_metrics
+from ..planning.stats import survived, wilson  # noqa: F401 - re-exported for the notebook and tests
 from .walle import as_transition
 
 REPAIR_PREFIXES = ("clipped", "nonfinite", "bad_category", "missing", "nonnumeric")
@@ -151,24 +151,6 @@ def point_prediction(spec: EnvSpec, samples: Sequence[dict]) -> dict:
 
 
 # -- table 2 ------------------------------------------------------------------------------
-
-def wilson(k: int, n: int, z: float = 1.959963984540054) -> tuple[float, float]:
-    """Wilson score interval of a proportion k/n."""
-    if n == 0:
-        return float("nan"), float("nan")
-    p = k / n
-    d = 1 + z * z / n
-    c = (p + z * z / (2 * n)) / d
-    h = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / d
-    return max(0.0, c - h), min(1.0, c + h)
-
-
-def survived(record: dict, day: int) -> bool:
-    """Was the run still solvent after ``day`` days?  (A run that went bankrupt on day d fails from d on.)"""
-    if not record.get("bankrupt"):
-        return True
-    return int(record.get("days", len(record.get("money", [])) - 1)) > int(day)
-
 
 def survival_table(records: Sequence[dict], days: Sequence[int]):
     """Per agent: runs, and per checkpoint day the survival rate with its Wilson 95% interval."""

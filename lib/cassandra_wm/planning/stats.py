@@ -192,12 +192,30 @@ def annotated_episode(record: dict, top: int = 3):
 
 __all__ = ["t_quantile", "mean_ci", "per_seed", "paired_difference", "summary_table", "money_curves",
            "counters_table", "action_counts", "annotated_episode", "SURVIVAL_DAYS", "bankruptcy_day", "survival_table",
-           "survival_text", "survival_curves"]
+           "survival_text", "survival_curves", "wilson", "survived"]
 
 
 # -- survival (the theme park's table 2) -------------------------------------------------------------
 
 SURVIVAL_DAYS = (10, 20, 30, 40, 50)
+
+
+def wilson(k: int, n: int, z: float = 1.959963984540054) -> tuple[float, float]:
+    """Wilson score interval of a proportion k/n (95% by default); NaNs when n is 0."""
+    if n == 0:
+        return float("nan"), float("nan")
+    p = k / n
+    d = 1 + z * z / n
+    c = (p + z * z / (2 * n)) / d
+    h = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / d
+    return max(0.0, c - h), min(1.0, c + h)
+
+
+def survived(record: dict, day: int) -> bool:
+    """Was the run still solvent after ``day`` days?  (A run that went bankrupt on day d fails from d on.)"""
+    if not record.get("bankrupt"):
+        return True
+    return int(record.get("days", len(record.get("money", [])) - 1)) > int(day)
 
 
 def bankruptcy_day(record: dict) -> int | None:
@@ -212,7 +230,6 @@ def survival_table(records: Iterable[dict], days: Sequence[int] = SURVIVAL_DAYS,
     t-based interval over seeds, paired differences to the references, from :func:`summary_table`);
     bankruptcies, the mean bankruptcy day among them and invalid actions per run."""
     import pandas as pd
-    from ..baselines.evaluate import survived, wilson
     recs = list(records)
     by = _by_agent(recs)
     played = min((int(r.get("days_budget", r.get("days", 0))) for r in recs), default=0)
@@ -257,7 +274,6 @@ def survival_curves(records: Iterable[dict], days: int | None = None):
     """Long frame (agent, day, solvent, runs, low, high): the share of runs solvent after each day with its
     Wilson 95% interval."""
     import pandas as pd
-    from ..baselines.evaluate import survived, wilson
     recs = list(records)
     horizon = days if days is not None else max((int(r.get("days_budget", r.get("days", 0))) for r in recs), default=0)
     rows = []
