@@ -52,21 +52,13 @@ from ..envs.base import EnvSpec, coerce_action, get_path, pointer_tokens
 from ..report import atomic_write_text, provenance as _provenance
 from .conditionals import Conditional, FitSettings, fit_conditional, node_seed
 from .encoding import Z_CLIP, Encoder, as_records
+from .encoding import _to_float as _num  # a field as a float, NaN when missing or not a number
 
 FORMAT = 1
 WAIT = "wait"
 _MIN_SD = 1e-6
 # fields the world model's bookkeeping sets (the clock, the end-of-game flags): never sampled
 _BOOKKEEPING = frozenset({"/day", "/step", "/horizon", "/bankrupt", "/game_over"})
-
-
-def _num(v: Any) -> float:
-    if v is None or isinstance(v, str):
-        return math.nan
-    try:
-        return float(v)
-    except (TypeError, ValueError):
-        return math.nan
 
 
 def _is_value(v: Any) -> bool:
