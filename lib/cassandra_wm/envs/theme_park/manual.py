@@ -15,8 +15,8 @@ _EFFECTS = {"hunger_reduction": "hunger -{}", "thirst_reduction": "thirst -{}", 
 
 
 def _ride_table(p) -> str:
-    rows = ["| ride | subclass | building cost | cost per operation | capacity | max ticket price | excitement | "
-            "intensity | breakdown rate |", "|---|---|---|---|---|---|---|---|---|"]
+    rows = ["| ride | subclass | price to build | cost of each run | riders per run | ticket price limit | "
+            "excitement | intensity | chance of breaking down per run |", "|---|---|---|---|---|---|---|---|---|"]
     for sub, by in p.rides.items():
         for col, t in by.items():
             rows.append(f"| {sub} | {col} | {t['building_cost']} | {t['cost_per_operation']} | {t['capacity']} | "
