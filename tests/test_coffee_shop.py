@@ -16,6 +16,10 @@ VARS = ["money", "coffee_beans", "milk", "customers", "satisfaction", "cleanline
 
 def play(env, agent, seed, days=50):
     rng = np.random.default_rng(seed + 1)
+    # as the library's episode loops do: an agent that draws a style per episode draws it from this
+    # episode's generator (otherwise an unseeded agent's style comes from OS entropy)
+    if callable(getattr(agent, "start_episode", None)):
+        agent.start_episode(rng)
     s = env.reset(seed=seed)
     out = [s]
     for _ in range(days):

@@ -254,6 +254,7 @@ def coffee_bn():
     recs = []
     for ep in range(12):
         rng = np.random.default_rng(ep)
+        agent.start_episode(rng)
         s = env.reset(ep)
         for _ in range(30):
             a = agent.act(s, rng)
