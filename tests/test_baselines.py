@@ -22,6 +22,7 @@ from cassandra_wm.baselines.worldcoder import OfflineWorldCoder
 from cassandra_wm.codewm.errors import Transition
 from cassandra_wm.codewm.sandbox import Sandbox
 from cassandra_wm.envs import make_env
+from cassandra_wm.envs.base import get_path
 from cassandra_wm.llm import Reply, ScriptedChat
 
 
@@ -416,3 +417,77 @@ def test_heuristic_rollout_policy_is_seeded(env, monkeypatch):
     assert traits[0] == traits[1] and traits[0] != traits[2]
     a, b = (SampledMPCAgent(OracleModel(env), prop, MPCConfig(), seed=7) for _ in range(2))
     assert vars(a.rollout.agent) == vars(b.rollout.agent)
+
+
+# -- the theme park: the same machinery on the paper's main environment --------------------------------
+
+@pytest.fixture(scope="module")
+def park():
+    return make_env("theme_park", horizon=6)
+
+
+def _park_carousel(state):
+    from cassandra_wm.envs.theme_park.state import free_sites
+    x, y = free_sites(state)[0]
+    return {"name": "place", "args": {"x": x, "y": y, "type": "ride", "subtype": "carousel", "subclass": "yellow",
+                                       "price": 3}}
+
+
+def test_park_rules_and_state_predictions(park):
+    """On the park: a rule over the variable view that explains refused builds is kept, a copied-state
+    prediction parses and scores as exact, and planning states keep the park's non-variable parts."""
+    spec = park.spec
+    start = park.reset(0)
+    place = _park_carousel(start)
+    trs = [_tr(park, dict(start, money=m), place, k) for k, m in enumerate([5, 20, 40, 500, 900, 2000])]
+    trs.append(_tr(park, start, {"name": "wait", "args": {}}, 9))
+    assert [t.valid for t in trs[:6]] == [False, False, False, True, True, True]
+    sb = Sandbox(spec, call_timeout=0.5)
+    try:
+        rule = {"description": "a build needs cash", "code": "def cash(state, action):\n    return state['money'] >= 100\n"}
+        rules = RuleSet(spec, sb)
+        res = learn_rules(ScriptedChat([json.dumps({"rules": [rule]})]), spec, trs, rules, rounds=1, batch=6, seed=0)
+        assert res.rounds[0]["accuracy_before"] < 1.0 and res.rounds[0]["accuracy_after"] == 1.0
+        assert len(rules.selected) == 1 and rules.rules[rules.selected[0]].action == "place"
+
+        truth = {v.name: get_path(trs[4].next_state, v.path) for v in spec.variables}
+        pred = StatePredictor(ScriptedChat(responder=lambda **kw: json.dumps(truth)), spec, trs, k=2,
+                              encoder=ToyEncoder())
+        model = WallEModel(spec, pred, rules, env=park)
+        p = model.predict(trs[4].state, trs[4].action)
+        assert p.status == "ok" and p.valid
+        summ, _ = score_predictions(spec, [trs[4]], [p.valid], [p.values], [p.seconds], "scripted")
+        assert summ["num_rmse_D"] == pytest.approx(0.0) and summ["inv_S"] == 0.0
+        nxt, ok = model.sample_next([trs[4].state], [trs[4].action], n=1)
+        assert list(ok) == [True]
+        assert nxt[0]["money"] == get_path(trs[4].next_state, "/money")
+        assert nxt[0]["paths"] == trs[4].state["paths"]  # not a variable: kept as it was
+    finally:
+        sb.close()
+
+
+def test_walle_agents_play_the_park_on_held_out_layouts(park, tmp_path, scripted_walle):
+    """The WALL-E roster plays the theme park's held-out layouts (the seeds notebook 05 plays there)."""
+    from cassandra_wm import data, report
+    from cassandra_wm.baselines.agents import walle_roster
+    from cassandra_wm.planning import layout_seeds, play_agents
+    recs = data.collect(park, "heuristic", 2, 4, seed=4, progress=False, invalid_rate=0.2)
+    ds = tmp_path / "transitions.jsonl"
+    data.save_transitions(recs, ds, meta={"env": "theme_park"}, splits={"train": [0, 1], "val": [], "test": []})
+    sb = Sandbox(park.spec, call_timeout=0.5)
+    try:
+        rules = RuleSet(park.spec, sb)
+        rules.selected = [rules.add("place", "def cash(state, action):\n    return state['money'] >= 100\n").rid]
+        path = report.save_json({"rules": rules.to_dict()}, tmp_path / "walle_rules.json", llm="scripted")
+    finally:
+        sb.close()
+    roster = walle_roster("theme_park", path, ds, llm="scripted", llm_name="scripted", k=1, references=False,
+                          mpc={"n_first": 2, "rollouts": 1, "lookahead": 2, "n_proposals": 6},
+                          mcts={"iterations": 2, "rollouts": 1, "n_proposals": 6})
+    seeds = layout_seeds(3, 0)
+    out = play_agents("theme_park", roster, seeds, 2, executor="serial", results_path=tmp_path / "r.jsonl",
+                      progress=False, on_failure="raise", env_kwargs={"split": "test"})
+    assert len(out) == 2 * 3 and all(r["days"] == 2 and r["model"] == "WALL-E-MAPs" for r in out)
+    layouts = {make_env("theme_park", split="test").reset(s)["hidden"]["layout"] for s in seeds}
+    assert len(layouts) == 3  # one episode per held-out layout
+    assert sum(len(c.requests) for c in scripted_walle) > 0
