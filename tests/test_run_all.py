@@ -378,6 +378,52 @@ def test_help_lists_options_llm_forms_and_every_environment_variable():
     assert not missing, f"--help does not describe {missing} (add them to run_all.ENV_VARS)"
 
 
+def test_tables_and_figures_ignore_float_noise_but_not_changes(tmp_path):
+    """Another CPU sums in another order: a table whose numbers differ beyond the 6th digit, or a figure
+    that differs by one anti-aliasing shade, keeps the tracked file; a real change rewrites it."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import pandas as pd
+    from cassandra_wm import report
+    df = pd.DataFrame({"graph": ["a", "b"], "J": [-10.610044399276376, 0.4445], "SHD": [7, 5]})
+    report.save_table(df, "t", tmp_path, "none")
+    csv, md = (tmp_path / "t.csv").read_bytes(), (tmp_path / "t.md").read_bytes()
+    noisy = df.assign(J=[-10.610044382512568, 0.44450000001])  # .3f of 0.4445 may flip
+    report.save_table(noisy, "t", tmp_path, "none")
+    assert (tmp_path / "t.csv").read_bytes() == csv and (tmp_path / "t.md").read_bytes() == md
+    for changed in (df.assign(J=[-10.61, 0.4445]), df.assign(SHD=[7, 6]), df.assign(graph=["a", "c"])):
+        report.save_table(changed, "t", tmp_path, "none")
+        assert (tmp_path / "t.csv").read_bytes() != csv
+        report.save_table(df, "t", tmp_path, "none")
+        assert (tmp_path / "t.csv").read_bytes() == csv and (tmp_path / "t.md").read_bytes() == md
+
+    def draw(ys):
+        fig, ax = plt.subplots(figsize=(3, 2))
+        ax.plot([0, 1, 2], ys)
+        report.save_figure(fig, "f", tmp_path, "none")
+        plt.close(fig)
+        return (tmp_path / "f.png").read_bytes()
+
+    first = draw([0.0, 1.0, 0.5])
+    assert draw([0.0, 1.0 + 1e-9, 0.5]) == first  # kept
+    assert draw([0.0, 0.8, 0.5]) != first  # the line moved: rewritten
+    assert not list(tmp_path.glob(".*tmp*"))
+    import numpy as np
+    from matplotlib import image as mpimg
+    img = np.random.default_rng(0).random((40, 60, 3))
+    mpimg.imsave(tmp_path / "a.png", img)
+    shade = img.copy()
+    shade[5, 5, 0] = min(1.0, shade[5, 5, 0] + 1 / 255)
+    mpimg.imsave(tmp_path / "b.png", shade)
+    moved = img.copy()
+    moved[10:20, 10:20] = 0.0
+    mpimg.imsave(tmp_path / "c.png", moved)
+    assert (tmp_path / "a.png").read_bytes() != (tmp_path / "b.png").read_bytes()
+    assert report.same_image_but_noise(tmp_path / "a.png", tmp_path / "b.png")
+    assert not report.same_image_but_noise(tmp_path / "a.png", tmp_path / "c.png")
+
+
 def test_readme_block_changes_only_when_a_number_does(tmp_path):
     readme = tmp_path / "README.md"
     readme.write_text("intro\n<!-- results:quick:start -->\nold\n<!-- results:quick:end -->\ntail\n")

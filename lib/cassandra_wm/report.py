@@ -2,7 +2,10 @@
 
 Tables under figures/ are tracked by git, and a rerun that reproduces the results must leave them
 byte-identical.  So :func:`save_table` keeps machine-dependent columns (seconds, times) out of them: the
-whole table, timings included, goes to an untracked copy under runs/tables/ instead.
+whole table, timings included, goes to an untracked copy under runs/tables/ instead.  And a table or
+figure whose content differs from the file already there only by floating-point noise (another CPU sums
+in another order: digits beyond the 6th, one shade of an anti-aliased pixel) keeps the file there; any
+real change rewrites it.
 """
 from __future__ import annotations
 
@@ -121,12 +124,50 @@ def save_table(df, name: str, out_dir: Path, llm: str, caption: str = "", floatf
     return written
 
 
+_NUMBER = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
+
+
+def _close_number(a: str, b: str, flips: bool) -> bool:
+    """Two printed numbers that differ only by float noise: within a relative 1e-6 or, with ``flips``, by
+    one unit of the last printed digit (a rounding that flipped)."""
+    x, y = float(a), float(b)
+    if x == y or abs(x - y) <= 1e-6 * max(abs(x), abs(y)):
+        return True
+    decimals = max(len(t.lower().split("e")[0].partition(".")[2]) for t in (a, b))
+    return flips and decimals >= 2 and "e" not in (a + b).lower() and abs(x - y) <= 1.0001 * 10.0 ** -decimals
+
+
+def same_text_but_noise(old: str, new: str, flips: bool = False) -> bool:
+    """True when ``new`` equals ``old`` except for numbers that differ only by float noise."""
+    if old == new:
+        return True
+    a, b = _NUMBER.split(old), _NUMBER.split(new)
+    if a != b:  # the text between the numbers differs (or their count)
+        return False
+    return all(_close_number(x, y, flips) for x, y in zip(_NUMBER.findall(old), _NUMBER.findall(new)))
+
+
+def write_unless_noise(path: Path, text: str, flips: bool = False) -> bool:
+    """Write ``text`` to ``path`` unless the file there differs from it only by float noise; True if written."""
+    path = Path(path)
+    if path.exists():
+        try:
+            if same_text_but_noise(path.read_text(encoding="utf-8"), text, flips):
+                return False
+        except (OSError, UnicodeDecodeError, ValueError):
+            pass
+    atomic_write_text(path, text)
+    return True
+
+
 def _write_table(df, name: str, out_dir: Path, llm: str, note: str, floatfmt: str, prefix: str = "") -> dict:
     csv = df.copy()
     csv["llm"] = llm
-    atomic_write_text(out_dir / f"{name}.csv", csv.to_csv(index=False))
-    md = df.to_markdown(index=False, floatfmt=floatfmt)
-    atomic_write_text(out_dir / f"{name}.md", md + "\n\n" + note + "\n")
+    md = df.to_markdown(index=False, floatfmt=floatfmt) + "\n\n" + note + "\n"
+    if write_unless_noise(out_dir / f"{name}.csv", csv.to_csv(index=False)):
+        atomic_write_text(out_dir / f"{name}.md", md)
+    else:  # the same numbers: a rounded one in the Markdown may still have flipped by one unit
+        write_unless_noise(out_dir / f"{name}.md", md, flips=True)
     return {f"{prefix}csv": out_dir / f"{name}.csv", f"{prefix}md": out_dir / f"{name}.md"}
 
 
@@ -138,5 +179,23 @@ def save_figure(fig, name: str, out_dir: Path, llm: str, dpi: int = 110) -> Path
     path = out_dir / f"{name}.png"
     tmp = out_dir / f".{name}.tmp.png"
     fig.savefig(tmp, dpi=dpi, bbox_inches="tight")
-    os.replace(tmp, path)
+    if path.exists() and same_image_but_noise(path, tmp):
+        os.unlink(tmp)  # the same picture: keep the file (and its bytes) already there
+    else:
+        os.replace(tmp, path)
     return path
+
+
+def same_image_but_noise(a: Path, b: Path, max_shade: float = 3 / 255, max_share: float = 0.002) -> bool:
+    """True when two PNGs have the same size and differ only in anti-aliasing noise: no pixel channel by
+    more than ``max_shade``, or only a ``max_share`` of the pixels by more (a line that moved is more)."""
+    import numpy as np
+    from matplotlib import image as mpimg
+    try:
+        x, y = mpimg.imread(str(a)), mpimg.imread(str(b))
+    except Exception:  # noqa: BLE001 - an unreadable old file is simply replaced
+        return False
+    if x.shape != y.shape:
+        return False
+    d = np.abs(x.astype(np.float32) - y.astype(np.float32)).max(axis=-1) if x.ndim == 3 else np.abs(x - y)
+    return bool(d.max() <= max_shade or (d > max_shade).mean() <= max_share)
