@@ -12,7 +12,9 @@ test transitions of the quick coffee-shop data:
 
     .venv/bin/python benchmarks/bench_baselines.py [--llm local] [--transitions 3] [--samples 100]
 
-Needs the quick-profile artifacts of notebooks 01, 02 and 04 (``python run_all.py --only 04``).
+    .venv/bin/python benchmarks/bench_baselines.py --env theme_park --transitions 2
+
+Needs the profile's artifacts of notebooks 01, 02 and 04 for that environment (``python run_all.py --only 04``).
 """
 from __future__ import annotations
 
@@ -29,6 +31,8 @@ def main() -> None:
     ap.add_argument("--profile", default="quick")
     ap.add_argument("--transitions", type=int, default=3)
     ap.add_argument("--samples", type=int, default=100)
+    ap.add_argument("--max-tokens", type=int, default=512, help="reply budget of a state prediction (the park's "
+                    "31 variables need about 330 tokens; a shorter budget cuts replies off)")
     a = ap.parse_args()
 
     import json
@@ -64,8 +68,10 @@ def main() -> None:
 
     chat = get_chat(a.llm, stage="bench_baselines", cache="off")
     index = training_index(train)  # the retrieval index notebook 06 and its planning agents use
-    walle = WallEModel(spec, StatePredictor(chat, spec, train, k=5, index=index), RuleSet(spec, sandbox), env=env)
-    walle.predict(test[0].state, test[0].action)  # warm-up: starts the local server, loads the embedder
+    walle = WallEModel(spec, StatePredictor(chat, spec, train, k=5, index=index, max_tokens=a.max_tokens),
+                       RuleSet(spec, sandbox), env=env)
+    # warm-up on a training transition (a test one would leave its prompt in the server's prefix cache)
+    walle.predict(train[0].state, train[0].action)  # starts the local server, loads the embedder
     t0 = time.perf_counter()
     preds = [walle.predict(t.state, t.action) for t in test]
     wall = (time.perf_counter() - t0) / len(test)
