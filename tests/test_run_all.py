@@ -414,7 +414,7 @@ def test_tables_and_figures_ignore_float_noise_but_not_changes(tmp_path):
     assert not list(tmp_path.glob(".*tmp*"))
     import numpy as np
     from matplotlib import image as mpimg
-    img = np.random.default_rng(0).random((40, 60, 3))
+    img = np.random.default_rng(0).random((400, 600, 3))
     mpimg.imsave(tmp_path / "a.png", img)
     shade = img.copy()
     shade[5, 5, 0] = min(1.0, shade[5, 5, 0] + 1 / 255)
@@ -425,6 +425,10 @@ def test_tables_and_figures_ignore_float_noise_but_not_changes(tmp_path):
     assert (tmp_path / "a.png").read_bytes() != (tmp_path / "b.png").read_bytes()
     assert report.same_image_but_noise(tmp_path / "a.png", tmp_path / "b.png")
     assert not report.same_image_but_noise(tmp_path / "a.png", tmp_path / "c.png")
+    label = img.copy()
+    label[3:5, 3:8] = 1.0 - label[3:5, 3:8]  # ten pixels of a changed digit in a title
+    mpimg.imsave(tmp_path / "d.png", label)
+    assert not report.same_image_but_noise(tmp_path / "a.png", tmp_path / "d.png")
 
 
 def test_readme_block_changes_only_when_a_number_does(tmp_path):
